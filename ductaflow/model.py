@@ -1,0 +1,136 @@
+"""The plain values passed between stages: table -> plan -> execute -> report.
+
+Frozen, picklable dataclasses and string enums only, so that a plan can be sent to a
+worker process (or a Dask worker) and a result back, and so tests can build them by
+hand.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from typing import Any
+
+
+class Status(str, enum.Enum):
+    """The traffic light of a finished instance (SPEC.md, Status)."""
+
+    SUCCESS = "success"
+    WARNING = "warning"
+    ERROR = "error"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+class Action(str, enum.Enum):
+    """What the conductor did with an instance."""
+
+    RAN = "ran"
+    SKIPPED = "skipped"
+    FAILED = "failed"
+    BLOCKED = "blocked"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+@dataclass(frozen=True)
+class Row:
+    """One row of a scenario table, typed as SPEC.md says, blanks left out.
+
+    ``values`` maps header -> value for every config column (reserved ``instance``,
+    ``flow`` and ``enabled`` included, ``#`` comment columns excluded, dotted headers
+    still dotted). ``line`` is the row number a user sees in Excel or in an editor
+    (header = 1). ``columns`` maps header -> column label for messages (``"C"`` in
+    Excel, ``"3"`` in CSV).
+    """
+
+    file: str
+    sheet: str | None
+    stage: str
+    line: int
+    values: dict[str, Any]
+    columns: dict[str, str] = field(default_factory=dict)
+    enabled: bool = True
+
+
+@dataclass(frozen=True)
+class Table:
+    """One stage: one CSV file, one Excel sheet or one DataFrame."""
+
+    file: str
+    sheet: str | None
+    stage: str
+    headers: tuple[str, ...]
+    rows: tuple[Row, ...]
+
+
+@dataclass(frozen=True)
+class Instance:
+    """One enabled row, rendered: where it runs, with what, after whom.
+
+    ``key`` is ``"<stage>/<name>"``; ``run_dir`` is relative to the runs directory
+    (``"<stage>/<name>"``); ``flow`` is the flow file relative to the project root in
+    POSIX form. ``config`` is what the flow receives (base config file updated with
+    the row, paths made relative to the instance folder), without ``_project_root``.
+    ``depends_on`` holds the keys of the instances it reads from; ``inputs`` the
+    project files (outside the runs directory, POSIX, relative to the project root)
+    its config names; ``references`` the paths inside the runs directory (POSIX,
+    relative to the runs directory) it names.
+    """
+
+    stage: str
+    name: str
+    flow: str
+    config: dict[str, Any]
+    depends_on: tuple[str, ...] = ()
+    inputs: tuple[str, ...] = ()
+    references: tuple[str, ...] = ()
+    row: Row | None = None
+
+    @property
+    def key(self) -> str:
+        return f"{self.stage}/{self.name}"
+
+    @property
+    def run_dir(self) -> str:
+        return f"{self.stage}/{self.name}"
+
+    @property
+    def flow_stem(self) -> str:
+        return self.flow.rsplit("/", 1)[-1].rsplit(".", 1)[0]
+
+
+@dataclass(frozen=True)
+class Decision:
+    """Run or skip one instance, and why, in words a user understands."""
+
+    instance: Instance
+    run: bool
+    reasons: tuple[str, ...] = ()
+
+    @property
+    def reason(self) -> str:
+        return "; ".join(self.reasons) if self.reasons else "up to date"
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """What happened to one instance in one conduct."""
+
+    stage: str
+    instance: str
+    action: Action
+    status: Status | None
+    reason: str
+    duration_s: float
+    run_dir: str
+    flow: str = ""
+    error: str = ""
+    started_at: str = ""
+    ended_at: str = ""
+
+    @property
+    def key(self) -> str:
+        return f"{self.stage}/{self.instance}"
