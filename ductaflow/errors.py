@@ -83,6 +83,11 @@ class FlowError(DuctaflowError):
         self.cell = cell
         self.output_file = output_file
 
+    @property
+    def summary(self) -> str:
+        """``ValueError: message``: what the footer and the results show."""
+        return f"{self.ename}: {self.evalue}" if self.ename else self.message
+
 
 class FlowTimeoutError(FlowError):
     """The flow ran longer than its timeout and was stopped."""

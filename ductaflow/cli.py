@@ -1,0 +1,175 @@
+"""The ``ductaflow`` command: parse flags, call the public API, render the outcome.
+
+Only ``main`` catches errors: a ``DuctaflowError`` becomes one line on stderr and its
+exit code (2 for bad input), never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from ductaflow.errors import DuctaflowError, FlowError, UsageError
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    _utf8_console()
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "command", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.handler(args) or 0)
+    except FlowError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        if exc.output_file:
+            print(f"output: {exc.output_file}", file=sys.stderr)
+        return exc.exit_code
+    except DuctaflowError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="ductaflow",
+        description="Run notebook pipelines across scenarios from a spreadsheet.")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    _add_conduct(sub)
+    _add_run(sub)
+    _add_debug(sub)
+    _add_status(sub)
+    return parser
+
+
+def _add_conduct(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("conduct", help="run every scenario table row that is not up to date")
+    p.add_argument("tables", nargs="+", metavar="TABLE", help="CSV or XLSX scenario tables")
+    p.add_argument("--project-root", default=".", metavar="DIR")
+    p.add_argument("--runs-dir", default=None, metavar="DIR")
+    p.add_argument("--jobs", type=_positive_int, default=None, metavar="N",
+                   help="instances run at once (default: number of cores)")
+    p.add_argument("--dry-run", action="store_true", help="show what would run and why")
+    p.add_argument("--force", action="store_true", help="run every selected instance")
+    p.add_argument("--select", action="append", default=None, metavar="PATTERN",
+                   help="stage/instance glob; repeatable")
+    p.add_argument("--fail-fast", action="store_true", help="start nothing new after a failure")
+    p.add_argument("--no-wait", action="store_true",
+                   help="refuse instead of waiting when another conduct holds the runs folder")
+    p.add_argument("--timeout", type=float, default=None, metavar="SECONDS",
+                   help="wall-clock limit of one instance")
+    p.add_argument("--mode", choices=("notebook", "script"), default="notebook")
+    p.add_argument("--html", action=argparse.BooleanOptionalAction, default=False,
+                   help="export each executed notebook to HTML")
+    p.set_defaults(handler=_conduct)
+
+
+def _add_run(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("run", help="run one flow with one config")
+    p.add_argument("flow", metavar="FLOW")
+    p.add_argument("--config", default=None, metavar="FILE",
+                   help="JSON config (default: config/<flow path>.json when it exists)")
+    p.add_argument("--output-dir", default=None, metavar="DIR",
+                   help="where the flow runs (default: runs/<flow name>)")
+    p.add_argument("--mode", choices=("notebook", "script"), default="notebook")
+    p.add_argument("--no-execute", action="store_true",
+                   help="prepare the folder and a ready notebook, run nothing")
+    p.add_argument("--timeout", type=float, default=None, metavar="SECONDS")
+    p.add_argument("--html", action="store_true", help="also write <flow>.html")
+    p.set_defaults(handler=_run)
+
+
+def _add_debug(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("debug", help="prepare a run folder's notebook to step through")
+    p.add_argument("run_dir", metavar="RUN_DIR")
+    p.add_argument("--flow", default=None, help="the flow file, when it cannot be found")
+    p.set_defaults(handler=_debug)
+
+
+def _add_status(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("status", help="show the status of every instance on disk")
+    p.add_argument("runs_dir", nargs="?", default="runs", metavar="RUNS_DIR")
+    p.set_defaults(handler=_status)
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
+
+
+def _run(args: argparse.Namespace) -> int:
+    from ductaflow.notebook import resolve_flow, run_notebook
+    from ductaflow.script import run_script
+
+    root = Path.cwd()
+    flow = resolve_flow(args.flow, root)
+    config = _load_config(args.config, flow, root)
+    out_dir = Path(args.output_dir) if args.output_dir else root / "runs" / flow.stem
+    if args.no_execute:
+        nb = run_notebook(flow, config, out_dir, root, no_execute=True)
+        print(f"prepared {nb} (nothing executed)")
+        return 0
+    if args.mode == "script":
+        run_script(flow, config, out_dir.absolute(), root, args.timeout, echo=True)
+    else:
+        run_notebook(flow, config, out_dir, root, args.timeout, export_html=args.html,
+                     echo=True)
+    return 0
+
+
+def _load_config(config_file: str | None, flow: Path, root: Path) -> dict:
+    """The given JSON config, else the flow's conventional one, else empty."""
+    if config_file is None:
+        try:
+            default = root / "config" / flow.relative_to(root).with_suffix(".json")
+        except ValueError:
+            return {}
+        if not default.is_file():
+            return {}
+        config_file = str(default)
+    try:
+        data = json.loads(Path(config_file).read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise UsageError(f"config file not found: {config_file}") from exc
+    except (OSError, ValueError) as exc:
+        raise UsageError(f"cannot read config {config_file}: {exc}") from exc
+    if not isinstance(data, dict):
+        raise UsageError(f"config {config_file} must hold a JSON object")
+    return data
+
+
+def _debug(args: argparse.Namespace) -> int:
+    from ductaflow.debug import prepare_debug
+
+    for line in prepare_debug(Path(args.run_dir), args.flow):
+        print(line)
+    return 0
+
+
+def _conduct(args: argparse.Namespace) -> int:
+    from ductaflow.console import conduct_from_cli
+
+    return conduct_from_cli(args)
+
+
+def _status(args: argparse.Namespace) -> int:
+    from ductaflow.console import status_from_cli
+
+    return status_from_cli(Path(args.runs_dir))
+
+
+def _utf8_console() -> None:
+    """Footers carry emoji: never crash on a console that cannot encode them."""
+    for stream in (sys.stdout, sys.stderr):
+        if hasattr(stream, "reconfigure") and os.name == "nt":
+            stream.reconfigure(errors="replace")

@@ -1,0 +1,94 @@
+"""``ductaflow debug RUN_DIR``: the exact notebook of a run, and how to step through it."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from ductaflow.errors import UsageError
+from ductaflow.notebook import ENV_PROJECT_ROOT, debug_flow
+
+_CONFIG_SUFFIX = "_config.json"
+
+
+def prepare_debug(run_dir: Path, flow: str | None = None) -> list[str]:
+    """Write the ready notebook into ``run_dir``; return the lines telling how to open it."""
+    if not run_dir.is_dir():
+        raise UsageError(f"no such run folder: {run_dir}")
+    stem = _saved_stem(run_dir)
+    root, flow_path = _find_flow(run_dir, stem, flow)
+    notebook = debug_flow(flow_path, run_dir, project_root=root)
+    config = run_dir / f"{stem}{_CONFIG_SUFFIX}"
+    return [
+        f"notebook  {_rel(notebook)}  (config of the last run injected, nothing executed)",
+        "",
+        "Jupyter:  run all cells, or step through them:",
+        f"  jupyter lab {_rel(notebook)}",
+        "",
+        "VS Code:  open the notebook and use 'Debug Cell', or add this to",
+        "  .vscode/launch.json to step through the flow as a script:",
+        *("  " + line for line in _launch_entry(flow_path, root, config, run_dir)),
+    ]
+
+
+def _saved_stem(run_dir: Path) -> str:
+    """The flow name from the one ``<flow>_config.json`` a run leaves."""
+    stems = sorted(p.name[: -len(_CONFIG_SUFFIX)] for p in run_dir.glob(f"*{_CONFIG_SUFFIX}"))
+    if len(stems) != 1:
+        found = ", ".join(stems) or "none"
+        raise UsageError(f"expected one saved *{_CONFIG_SUFFIX} in {run_dir}, found {found}")
+    return stems[0]
+
+
+def _find_flow(run_dir: Path, stem: str, flow: str | None) -> tuple[Path, Path]:
+    """The project root and flow file: given, recorded by the conductor, or by name."""
+    config = json.loads((run_dir / f"{stem}{_CONFIG_SUFFIX}").read_text(encoding="utf-8"))
+    root = Path(config.get("_project_root") or os.environ.get(ENV_PROJECT_ROOT) or Path.cwd())
+    if flow:
+        return root, Path(flow).absolute()
+    record = _recorded_flow(run_dir)
+    candidates = [root / record] if record else []
+    for folder in ("flows", "builds"):
+        candidates += [root / folder / f"{stem}.py", root / folder / f"{stem}.ipynb"]
+    for candidate in candidates:
+        if candidate.is_file():
+            return root, candidate
+    raise UsageError(f"cannot find the flow {stem!r} of {run_dir}: pass --flow FILE")
+
+
+def _recorded_flow(run_dir: Path) -> str | None:
+    try:
+        from ductaflow.state import read_record
+    except ImportError:  # pragma: no cover - state lands with the planner
+        return None
+    record = read_record(run_dir)
+    return record.get("flow") if record else None
+
+
+def _launch_entry(flow: Path, root: Path, config: Path, run_dir: Path) -> list[str]:
+    entry = {
+        "name": f"ductaflow: {run_dir.name}",
+        "type": "debugpy",
+        "request": "launch",
+        "program": _workspace(flow, root),
+        "args": ["--config", _workspace(config, root), "--output-dir", _workspace(run_dir, root)],
+        "cwd": "${workspaceFolder}",
+        "console": "integratedTerminal",
+        "justMyCode": True,
+    }
+    return json.dumps(entry, indent=2).splitlines()
+
+
+def _workspace(path: Path, root: Path) -> str:
+    try:
+        return "${workspaceFolder}/" + path.absolute().relative_to(root).as_posix()
+    except ValueError:
+        return path.absolute().as_posix()
+
+
+def _rel(path: Path) -> str:
+    try:
+        return os.path.relpath(path)
+    except ValueError:
+        return str(path)

@@ -1,0 +1,302 @@
+"""Run one flow as a notebook through papermill, capturing everything it prints.
+
+``run_notebook`` is the single-instance engine: the conductor, builds and the CLI all
+call it. papermill parameterizes and executes; jupytext converts ``.py`` flows;
+nbclient's ``timeout_func`` turns papermill's per-cell timeout into a per-instance
+deadline; a kernel manager subclass starts kernels on IPC transport (POSIX) in the
+execution folder without papermill's process-wide ``chdir`` (nteract/papermill#473).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from ductaflow.errors import FlowError, FlowTimeoutError, KernelDiedError, UsageError
+from ductaflow.outputs import (
+    OutputWriter,
+    config_path,
+    footer_line,
+    notebook_path,
+    output_path,
+    write_config,
+)
+
+log = logging.getLogger(__name__)
+
+ENV_PROJECT_ROOT = "DUCTAFLOW_PROJECT_ROOT"
+ENV_FLOWS_MANIFEST = "DUCTAFLOW_FLOWS_MANIFEST"
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+
+
+def run_notebook(
+    notebook_file: str | os.PathLike,
+    config: Mapping[str, Any] | None = None,
+    execution_dir: str | os.PathLike | None = None,
+    project_root: str | os.PathLike | None = None,
+    timeout: float | None = None,
+    export_html: bool = False,
+    no_execute: bool = False,
+    kernel_name: str = "python3",
+    *,
+    echo: bool = False,
+) -> Path:
+    """Execute one flow in ``execution_dir`` and return the executed notebook's path.
+
+    Raises a ``FlowError`` (``FlowTimeoutError``, ``KernelDiedError``) when the flow
+    fails; its notebook, output file and config stay on disk. With ``echo`` the
+    flow's output is also shown on this process's stdout as it is printed.
+    """
+    root = resolve_project_root(project_root)
+    flow = resolve_flow(notebook_file, root)
+    run_dir = Path(execution_dir if execution_dir is not None else Path.cwd()).absolute()
+    run_dir.mkdir(parents=True, exist_ok=True)
+    stem = flow.stem
+    full_config = {**dict(config or {}), "_project_root": str(root)}
+    write_config(config_path(run_dir, stem), full_config)
+    nb = load_flow_notebook(flow, kernel_name)
+    out_nb = notebook_path(run_dir, stem)
+    if no_execute:
+        _prepare_only(nb, out_nb, full_config, kernel_name)
+        return out_nb
+    started = time.monotonic()
+    with OutputWriter(output_path(run_dir, stem), echo=echo) as writer:
+        try:
+            _execute(nb, out_nb, full_config, run_dir, kernel_name, timeout, writer, stem)
+        except FlowError as exc:
+            footer = footer_line(stem, time.monotonic() - started, exc.summary)
+            writer.write_line(footer, echo=False)
+            _after_run(flow, run_dir, out_nb, export_html, "error", root)
+            print(footer, flush=True)
+            raise
+        footer = footer_line(stem, time.monotonic() - started)
+        writer.write_line(footer, echo=False)
+    _after_run(flow, run_dir, out_nb, export_html, "done", root)
+    print(footer, flush=True)
+    return out_nb
+
+
+def run_step_flow(
+    notebook_file: str | os.PathLike,
+    step_name: str,
+    instance_name: str,
+    config: Mapping[str, Any] | None = None,
+    **kwargs: Any,
+) -> Path:
+    """Run a flow in ``runs/<step_name>/<instance_name>/`` (the first ductaflow's call shape)."""
+    execution_dir = Path("runs") / step_name / instance_name
+    return run_notebook(notebook_file, config=config, execution_dir=execution_dir, **kwargs)
+
+
+def debug_flow(
+    flow_path: str | os.PathLike,
+    execution_dir: str | os.PathLike,
+    config: Mapping[str, Any] | None = None,
+    project_root: str | os.PathLike | None = None,
+) -> Path:
+    """Write a notebook with the exact config into ``execution_dir``, ready to step through.
+
+    With no ``config``, the one saved in that folder by the last run is reused.
+    """
+    run_dir = Path(execution_dir).absolute()
+    flow = resolve_flow(flow_path, resolve_project_root(project_root))
+    if config is None:
+        config = read_saved_config(run_dir, flow.stem)
+    config = {k: v for k, v in config.items() if k != "_project_root"}
+    return run_notebook(flow, config=config, execution_dir=run_dir,
+                        project_root=project_root, no_execute=True)
+
+
+def read_saved_config(run_dir: Path, stem: str) -> dict[str, Any]:
+    """The config a flow last ran with in ``run_dir``; a clear error when there is none."""
+    path = config_path(run_dir, stem)
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise UsageError(f"no saved config {path}: run the flow there first") from exc
+    except (OSError, ValueError) as exc:
+        raise UsageError(f"cannot read saved config {path}: {exc}") from exc
+
+
+def resolve_project_root(project_root: str | os.PathLike | None) -> Path:
+    """The explicit root, else the conductor's (inherited by builds), else the cwd."""
+    if project_root is None:
+        project_root = os.environ.get(ENV_PROJECT_ROOT) or Path.cwd()
+    return Path(project_root).absolute()
+
+
+def resolve_flow(notebook_file: str | os.PathLike, root: Path) -> Path:
+    """Find the flow as given, else relative to the project root (as builds name flows)."""
+    path = Path(notebook_file)
+    candidates = [path] if path.is_absolute() else [Path.cwd() / path, root / path]
+    for candidate in candidates:
+        if candidate.is_file():
+            return candidate.absolute()
+    raise UsageError(f"flow not found: {notebook_file}")
+
+
+def load_flow_notebook(flow: Path, kernel_name: str = "python3") -> Any:
+    """Read a jupytext ``.py`` or an ``.ipynb`` flow and name its kernel and language."""
+    import jupytext
+
+    nb = jupytext.read(flow)
+    nb.metadata["kernelspec"] = {"name": kernel_name, "display_name": "Python 3",
+                                 "language": "python"}
+    nb.metadata.setdefault("language_info", {"name": "python"})
+    nb.metadata.pop("jupytext", None)
+    return nb
+
+
+def _prepare_only(nb: Any, out_nb: Path, config: dict, kernel_name: str) -> None:
+    import papermill
+
+    papermill.execute_notebook(nb, str(out_nb), parameters={"config": config},
+                               prepare_only=True, kernel_name=kernel_name,
+                               language="python", progress_bar=False)
+
+
+def _execute(nb: Any, out_nb: Path, config: dict, run_dir: Path, kernel_name: str,
+             timeout: float | None, writer: OutputWriter, stem: str) -> None:
+    """Run the notebook; translate papermill's and nbclient's failures into ours."""
+    import papermill
+    from nbclient.exceptions import CellTimeoutError, DeadKernelError
+
+    deadline = None if timeout is None else time.monotonic() + timeout
+    logging.getLogger("papermill").addHandler(logging.NullHandler())
+    scratch = tempfile.mkdtemp(prefix="df-", dir="/tmp" if os.name == "posix" else None)
+    kernel_log = Path(scratch) / "kernel.log"
+    try:
+        papermill.execute_notebook(
+            nb, str(out_nb), parameters={"config": config}, kernel_name=kernel_name,
+            language="python", progress_bar=False, stdout_file=writer, stderr_file=writer,
+            start_timeout=60, resources={"metadata": {"path": str(run_dir)}},
+            kernel_manager_class=_kernel_manager_class(
+                scratch if os.name == "posix" else None, kernel_log),
+            timeout_func=None if deadline is None else _remaining(deadline),
+        )
+    except papermill.PapermillExecutionError as exc:
+        writer.write_text(_ANSI.sub("", "\n".join(exc.traceback)))
+        raise FlowError(
+            f"{stem} failed in cell {exc.exec_count}: {exc.ename}: {exc.evalue}",
+            flow=stem, ename=exc.ename, evalue=exc.evalue, cell=exc.exec_count,
+            output_file=str(writer.path)) from exc
+    except CellTimeoutError as exc:
+        writer.write_text(f"Timeout: stopped after {timeout} s")
+        raise FlowTimeoutError(f"{stem} timed out after {timeout} s", flow=stem,
+                               ename="Timeout", evalue=f"stopped after {timeout} s",
+                               output_file=str(writer.path)) from exc
+    except DeadKernelError as exc:
+        tail = _tail(kernel_log)
+        writer.write_text("KernelDied: the kernel died while running the flow"
+                          + (f"\n{tail}" if tail else ""))
+        raise KernelDiedError(f"{stem}: the kernel died ({exc})", flow=stem,
+                              ename="KernelDied", evalue="the kernel died",
+                              output_file=str(writer.path)) from exc
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _tail(path: Path, lines: int = 20) -> str:
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return ""
+    return "\n".join(text.strip().splitlines()[-lines:])
+
+
+def _remaining(deadline: float):
+    """nbclient asks this at each cell's start: the instance's remaining time."""
+
+    def timeout_for(cell: Any) -> float:
+        return max(deadline - time.monotonic(), 0.01)
+
+    return timeout_for
+
+
+def _kernel_manager_class(socket_dir: str | None, kernel_log: Path) -> type:
+    """A kernel manager that keeps the kernel machinery's own noise off the terminal.
+
+    The kernel process's stdout and stderr (not the flow's prints, which arrive as
+    messages) go to ``kernel_log``, whose tail is shown only when the kernel dies. On
+    POSIX the kernel listens on IPC sockets in a private folder: over TCP, ipykernel 7
+    warns about unencrypted connections for every kernel.
+    """
+    from jupyter_client.manager import AsyncKernelManager
+
+    class QuietKernelManager(AsyncKernelManager):
+        def __init__(self, **kwargs: Any) -> None:
+            super().__init__(**kwargs)
+            if socket_dir is not None:
+                self.transport = "ipc"
+                self.ip = str(Path(socket_dir) / "k")
+
+        async def start_kernel(self, **kw: Any) -> None:
+            sink = open(kernel_log, "ab")  # noqa: SIM115 - the kernel process holds it
+            kw.setdefault("stdout", sink)
+            kw.setdefault("stderr", sink)
+            try:
+                await super().start_kernel(**kw)
+            finally:
+                sink.close()
+
+    return QuietKernelManager
+
+
+def _after_run(flow: Path, run_dir: Path, out_nb: Path, export_html: bool, status: str,
+               root: Path) -> None:
+    """Export HTML (also for a failed run: that is when it is read) and note the flow."""
+    if export_html and out_nb.exists():
+        export_notebook_html(out_nb)
+    _note_in_manifest(flow, run_dir, status, root)
+
+
+def export_notebook_html(notebook: Path) -> Path:
+    """Write ``<flow>.html`` beside the executed notebook."""
+    import nbformat
+    from nbconvert import HTMLExporter
+
+    body, _ = HTMLExporter().from_notebook_node(nbformat.read(notebook, as_version=4))
+    target = notebook.with_suffix(".html")
+    target.write_text(body, encoding="utf-8")
+    return target
+
+
+def _note_in_manifest(flow: Path, run_dir: Path, status: str, root: Path) -> None:
+    """Inside a build run by the conductor, record each flow it ran for its record.
+
+    The conductor points ``DUCTAFLOW_FLOWS_MANIFEST`` at the build's instance
+    bookkeeping; a flow run from anywhere else writes nothing.
+    """
+    manifest = os.environ.get(ENV_FLOWS_MANIFEST)
+    if not manifest:
+        return
+    instance_dir = Path(manifest).parent.parent
+    entry = {
+        "flow": _relative_posix(flow, root),
+        "execution_dir": _relative_posix(run_dir, instance_dir),
+        "status": status,
+        "output_file": _relative_posix(output_path(run_dir, flow.stem), instance_dir),
+    }
+    Path(manifest).parent.mkdir(parents=True, exist_ok=True)
+    with open(manifest, "a", encoding="utf-8") as handle:
+        handle.write(json.dumps(entry) + "\n")
+
+
+def _relative_posix(path: Path, base: Path) -> str:
+    try:
+        return Path(os.path.relpath(path, base)).as_posix()
+    except ValueError:  # another drive on Windows
+        return path.as_posix()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit("use the ductaflow command")

@@ -1,0 +1,159 @@
+"""Run one flow as a plain Python script in a fresh process (``--mode script``).
+
+No kernel: the flow runs as ``python FLOW --config ... --output-dir ...`` through a
+tiny runner (``python -m ductaflow.script``) that knows exactly how it ended, while
+this process reads the child's stdout and stderr and writes them, line by line, to
+``<flow>_execution_output.txt``. Reading the pipe here, rather than teeing inside the
+child, also captures what C libraries and subprocesses print.
+"""
+
+from __future__ import annotations
+
+import os
+import runpy
+import signal
+import subprocess
+import sys
+import threading
+import time
+import traceback
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from ductaflow.errors import FlowError, FlowTimeoutError, KernelDiedError
+from ductaflow.outputs import OutputWriter, config_path, footer_line, is_footer, output_path
+from ductaflow.outputs import write_config
+
+ENV_CAPTURED = "DUCTAFLOW_CAPTURED_BY_PARENT"
+
+
+def run_script(
+    flow: Path,
+    config: Mapping[str, Any] | None,
+    execution_dir: Path,
+    project_root: Path,
+    timeout: float | None = None,
+    echo: bool = False,
+) -> Path:
+    """Run ``flow`` as a script in ``execution_dir``; return the output file's path.
+
+    Raises ``FlowError`` (``FlowTimeoutError``, ``KernelDiedError``) like
+    ``run_notebook``; the output file always ends with the footer line.
+    """
+    execution_dir.mkdir(parents=True, exist_ok=True)
+    stem = flow.stem
+    cfg = config_path(execution_dir, stem)
+    write_config(cfg, {**dict(config or {}), "_project_root": str(project_root)})
+    command = [sys.executable, "-u", "-m", "ductaflow.script", str(flow),
+               "--config", str(cfg), "--output-dir", str(execution_dir)]
+    env = {**os.environ, ENV_CAPTURED: "1", "PYTHONIOENCODING": "utf-8",
+           "PYTHONUNBUFFERED": "1"}
+    started = time.monotonic()
+    with OutputWriter(output_path(execution_dir, stem), echo=echo) as writer:
+        proc = subprocess.Popen(command, cwd=project_root, env=env, stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                **_new_group())
+        last = _pump(proc, writer, timeout)
+        return _conclude(proc, writer, last, stem, timeout, time.monotonic() - started)
+
+
+def _new_group() -> dict[str, Any]:
+    """Start the flow in its own process group so a timeout can stop all it started."""
+    if os.name == "posix":
+        return {"start_new_session": True}
+    return {"creationflags": subprocess.CREATE_NEW_PROCESS_GROUP}
+
+
+def _pump(proc: subprocess.Popen, writer: OutputWriter, timeout: float | None) -> list[str]:
+    """Copy the child's output to the writer as it comes; stop it at the deadline."""
+    last: list[str] = [""]
+    timer = None
+    if timeout is not None:
+        timer = threading.Timer(timeout, _stop, args=(proc,))
+        timer.daemon = True
+        timer.start()
+    try:
+        assert proc.stdout is not None
+        for raw in iter(proc.stdout.readline, b""):
+            text = raw.decode("utf-8", errors="replace").replace("\r\n", "\n")
+            if text.strip():
+                last[0] = text.strip()
+            writer.write(text)
+        proc.wait()
+    finally:
+        if timer is not None:
+            timer.cancel()
+    return last
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    """Stop the flow's whole process group (it may have started its own children)."""
+    proc.timed_out = True  # type: ignore[attr-defined]
+    try:
+        if os.name == "posix":
+            os.killpg(proc.pid, signal.SIGKILL)
+        else:
+            proc.kill()
+    except (ProcessLookupError, PermissionError, OSError):
+        pass
+
+
+def _conclude(proc: subprocess.Popen, writer: OutputWriter, last: list[str], stem: str,
+              timeout: float | None, elapsed: float) -> Path:
+    """Turn the exit into a result; write the footer when the runner could not."""
+    if getattr(proc, "timed_out", False):
+        summary = f"Timeout: stopped after {timeout} s"
+        writer.write_line(summary)
+        writer.write_line(footer_line(stem, elapsed, summary), echo=False)
+        raise FlowTimeoutError(f"{stem} timed out after {timeout} s", flow=stem,
+                               ename="Timeout", evalue=f"stopped after {timeout} s",
+                               output_file=str(writer.path))
+    footer = last[0] if is_footer(last[0]) else None
+    if footer is None:
+        summary = f"ProcessDied: exit code {proc.returncode}"
+        writer.write_line(footer_line(stem, elapsed, summary), echo=False)
+        raise KernelDiedError(f"{stem}: the process died ({summary})", flow=stem,
+                              ename="ProcessDied", evalue=f"exit code {proc.returncode}",
+                              output_file=str(writer.path))
+    if proc.returncode != 0 or footer.startswith("❌"):
+        summary = footer.split(" | ", 2)[-1]
+        ename, _, evalue = summary.partition(": ")
+        raise FlowError(f"{stem} failed: {summary}", flow=stem, ename=ename, evalue=evalue,
+                        output_file=str(writer.path))
+    return writer.path
+
+
+def _run_as_main(argv: list[str]) -> int:
+    """The runner inside the child: run the flow as ``__main__``, print the footer.
+
+    ``sys.exit()``, ``sys.exit(0)`` and ``raise SystemExit`` end a flow early without
+    error; any other exit code or an exception is a failure (SPEC.md, Status).
+    """
+    flow = Path(argv[0])
+    sys.argv = [str(flow), *argv[1:]]
+    sys.path.insert(0, str(flow.parent))
+    started = time.monotonic()
+    error = None
+    try:
+        runpy.run_path(str(flow), run_name="__main__")
+    except SystemExit as exc:
+        error = _exit_error(exc.code)
+    except BaseException as exc:  # noqa: BLE001 - any failure of user code is a result
+        traceback.print_exc()
+        error = f"{type(exc).__name__}: {exc}"
+    sys.stderr.flush()
+    print(footer_line(flow.stem, time.monotonic() - started, error), flush=True)
+    return 0 if error is None else 1
+
+
+def _exit_error(code: object) -> str | None:
+    if code is None or code == 0:
+        return None
+    if not isinstance(code, int):
+        print(code, file=sys.stderr)
+    return f"SystemExit: {code}"
+
+
+if __name__ == "__main__":
+    raise SystemExit(_run_as_main(sys.argv[1:]))
