@@ -1,0 +1,333 @@
+"""Bookkeeping on disk: what an instance ran with, and whether it finished.
+
+Each instance folder ``<runs>/<stage>/<instance>/`` holds a folder ``.ductaflow/``:
+
+``started.json``
+    Written when the instance starts (``write_started``), after any previous
+    ``record.json`` and ``flows.jsonl`` have been removed. "Started and no record"
+    means the last run was killed: the planner reruns it (``last run incomplete``).
+
+``record.json``
+    The finished-record, written last and atomically (``write_record``), for success
+    and failure alike; ``started.json`` is removed after it. Fields:
+
+    - ``version``: ``1`` (``RECORD_VERSION``); any other value reads as no record.
+    - ``run_id``: ``uuid4().hex`` of this run; consumers remember it in ``upstream``.
+    - ``stage``, ``instance``: the instance's stage and name.
+    - ``flow``: the flow file, project-relative POSIX (``flows/model.py``).
+    - ``config``: the config it ran with in ``canonical`` form (keys starting ``_``
+      dropped, integral floats as ints, keys sorted).
+    - ``code``: ``{flow path: sha256 hex}``, project-relative POSIX: the flow itself
+      and, for a build, every flow it ran (read from ``flows.jsonl``). A file that did
+      not exist is recorded as ``""``.
+    - ``inputs``: ``{project-relative POSIX path: {"size", "mtime_ns", "sha256"}}``
+      for the project files its config names (``file_fingerprint``).
+    - ``upstream``: ``{"stage/name": run_id}`` of each instance it depends on, as they
+      were when it ran.
+    - ``status``: ``"success"``, ``"warning"`` or ``"error"``.
+    - ``started_at``, ``ended_at``: ISO 8601 UTC (``utc_now``); ``duration_s``: float.
+    - any further keys are free-form extras (``provenance``, ``flows``, ...).
+
+``flows.jsonl``
+    For a build, one JSON object per line for each flow it ran:
+    ``{"flow", "execution_dir", "status", "output_file"}`` (``FLOWS_MANIFEST``);
+    ``flow`` is project-relative POSIX, ``execution_dir`` relative to the build's
+    instance folder. Read with ``read_flows_manifest``.
+
+Standard library only: ``ductaflow.plan`` reads thousands of records per plan.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import tempfile
+import uuid
+from collections.abc import Iterable, Mapping
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+RECORD_VERSION = 1
+STATE_DIR = ".ductaflow"
+STARTED = f"{STATE_DIR}/started.json"
+RECORD = f"{STATE_DIR}/record.json"
+FLOWS_MANIFEST = f"{STATE_DIR}/flows.jsonl"
+STATUSES = ("success", "warning", "error")
+
+_RECORD_TYPES: dict[str, type | tuple[type, ...]] = {
+    "version": int,
+    "run_id": str,
+    "stage": str,
+    "instance": str,
+    "flow": str,
+    "config": dict,
+    "code": dict,
+    "inputs": dict,
+    "upstream": dict,
+    "status": str,
+    "started_at": str,
+    "ended_at": str,
+    "duration_s": (int, float),
+}
+REQUIRED_KEYS = tuple(_RECORD_TYPES)
+_CHUNK = 1 << 20
+
+
+# --- canonical configs -------------------------------------------------------------
+
+
+def canonical(value: Any) -> Any:
+    """The one form a config is compared and hashed in.
+
+    Keys starting ``_`` are dropped (at every level), floats with an integral value
+    become ints (Excel's ``2030.0`` is CSV's ``2030``), tuples become lists and dict
+    keys are sorted, so key order never matters.
+    """
+    if isinstance(value, Mapping):
+        return {
+            str(k): canonical(value[k])
+            for k in sorted(value, key=str)
+            if not str(k).startswith("_")
+        }
+    if isinstance(value, (list, tuple)):
+        return [canonical(v) for v in value]
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+def canonical_json(config: Any) -> str:
+    """``canonical(config)`` as compact, key-sorted JSON text."""
+    return json.dumps(canonical(config), sort_keys=True, separators=(",", ":"),
+                      ensure_ascii=False)
+
+
+def config_digest(config: Any) -> str:
+    """sha256 hex of ``canonical_json(config)``."""
+    return hashlib.sha256(canonical_json(config).encode("utf-8")).hexdigest()
+
+
+# --- files -----------------------------------------------------------------------
+
+
+def file_sha256(path: str | os.PathLike[str]) -> str:
+    """sha256 hex of a file's bytes, read in chunks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def file_fingerprint(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """``{"size", "mtime_ns", "sha256"}`` of a file, as saved in a record's inputs."""
+    info = os.stat(path)
+    return {"size": info.st_size, "mtime_ns": info.st_mtime_ns, "sha256": file_sha256(path)}
+
+
+def code_fingerprint(project_root: Path, flows: Iterable[str]) -> dict[str, str]:
+    """``{flow: sha256}`` for project-relative POSIX flow paths; ``""`` when missing."""
+    code = {}
+    for flow in flows:
+        try:
+            code[flow] = file_sha256(project_root / flow)
+        except OSError:
+            code[flow] = ""
+    return code
+
+
+def input_fingerprints(project_root: Path, inputs: Iterable[str]) -> dict[str, dict]:
+    """``{path: file_fingerprint}`` for project-relative POSIX paths that exist."""
+    found = {}
+    for path in inputs:
+        with contextlib.suppress(OSError):
+            found[path] = file_fingerprint(project_root / path)
+    return found
+
+
+def _fsync_dir(folder: Path) -> None:
+    """Make a rename or unlink in ``folder`` durable, where the OS allows it."""
+    try:
+        handle = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(handle)
+    except OSError:
+        pass
+    finally:
+        os.close(handle)
+
+
+def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
+    """Replace ``path`` with ``text`` (UTF-8) so readers see the old or the new file.
+
+    Writes a temp file in the same folder, flushes and fsyncs it, ``os.replace``s it
+    over ``path`` and fsyncs the folder. On failure the temp file is removed and the
+    error re-raised: the previous file stays intact.
+    """
+    target = Path(path)
+    handle, temp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.",
+                                    suffix=".tmp")
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8", newline="") as stream:
+            stream.write(text)
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.replace(temp, target)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temp)
+        raise
+    _fsync_dir(target.parent)
+
+
+def _remove(path: Path) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        path.unlink()
+
+
+# --- started / record ---------------------------------------------------------------
+
+
+def utc_now() -> str:
+    """The current time as ISO 8601 UTC, the form records use."""
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+
+
+def new_run_id() -> str:
+    return uuid.uuid4().hex
+
+
+def write_started(run_dir: str | os.PathLike[str], info: Mapping[str, Any]) -> None:
+    """Mark an instance as started: previous record and flows manifest are removed
+    first, so a run killed from here on reads as ``last run incomplete``."""
+    state = Path(run_dir) / STATE_DIR
+    state.mkdir(parents=True, exist_ok=True)
+    _remove(Path(run_dir) / RECORD)
+    _remove(Path(run_dir) / FLOWS_MANIFEST)
+    _fsync_dir(state)
+    body = {"version": RECORD_VERSION, "started_at": utc_now(), "pid": os.getpid(), **info}
+    atomic_write_text(Path(run_dir) / STARTED, json.dumps(body, indent=1, default=str))
+
+
+def is_started(run_dir: str | os.PathLike[str]) -> bool:
+    """Whether a started marker is present (a run is going on, or was killed)."""
+    return (Path(run_dir) / STARTED).is_file()
+
+
+def new_record(*, stage: str, instance: str, flow: str, config: Mapping[str, Any],
+               code: Mapping[str, str], inputs: Mapping[str, Mapping[str, Any]],
+               upstream: Mapping[str, str], status: str, started_at: str, ended_at: str,
+               duration_s: float, run_id: str | None = None, **extras: Any) -> dict:
+    """A finished-record with every required field; ``config`` is made canonical."""
+    return {
+        "version": RECORD_VERSION,
+        "run_id": run_id or new_run_id(),
+        "stage": stage,
+        "instance": instance,
+        "flow": flow,
+        "config": canonical(config),
+        "code": dict(code),
+        "inputs": {k: dict(v) for k, v in inputs.items()},
+        "upstream": dict(upstream),
+        "status": str(status),
+        "started_at": started_at,
+        "ended_at": ended_at,
+        "duration_s": float(duration_s),
+        **extras,
+    }
+
+
+def _problem(record: Any) -> str | None:
+    """Why ``record`` is not a valid finished-record, or None when it is."""
+    if not isinstance(record, dict):
+        return "not a JSON object"
+    for key, kind in _RECORD_TYPES.items():
+        value = record.get(key)
+        if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+            return f"missing or malformed {key!r}"
+    if record["version"] != RECORD_VERSION:
+        return f"version {record['version']} is not {RECORD_VERSION}"
+    if record["status"] not in STATUSES:
+        return f"unknown status {record['status']!r}"
+    return None
+
+
+def write_record(run_dir: str | os.PathLike[str], record: Mapping[str, Any]) -> None:
+    """Write the finished-record atomically, then remove the started marker.
+
+    Raises ``ValueError`` for a record ``read_record`` would not accept.
+    """
+    problem = _problem(dict(record))
+    if problem:
+        raise ValueError(f"not a valid record: {problem}")
+    state = Path(run_dir) / STATE_DIR
+    state.mkdir(parents=True, exist_ok=True)
+    text = json.dumps(dict(record), indent=1, ensure_ascii=False, default=str) + "\n"
+    atomic_write_text(Path(run_dir) / RECORD, text)
+    _remove(Path(run_dir) / STARTED)
+    _fsync_dir(state)
+
+
+def read_record(run_dir: str | os.PathLike[str]) -> dict | None:
+    """The finished-record of an instance folder, or None.
+
+    None when it is missing, unreadable, truncated, not a JSON object, lacks a
+    required field or has another ``version``. Never raises on garbage.
+    """
+    try:
+        with open(os.path.join(run_dir, RECORD), "rb") as handle:
+            record = json.loads(handle.read().decode("utf-8"))
+    except (OSError, ValueError, RecursionError):
+        return None
+    return None if _problem(record) else record
+
+
+def has_record_file(run_dir: str | os.PathLike[str]) -> bool:
+    """Whether a record file exists at all (valid or not)."""
+    return (Path(run_dir) / RECORD).exists()
+
+
+def upstream_run_ids(runs_dir: Path, keys: Iterable[str]) -> dict[str, str]:
+    """``{"stage/name": run_id}`` of those upstream instances that have a record."""
+    found = {}
+    for key in keys:
+        record = read_record(runs_dir / key)
+        if record is not None:
+            found[key] = record["run_id"]
+    return found
+
+
+# --- flows a build ran ----------------------------------------------------------------
+
+
+def read_flows_manifest(run_dir: str | os.PathLike[str]) -> list[dict]:
+    """The flows a build ran, from ``flows.jsonl``; bad lines are skipped."""
+    try:
+        text = (Path(run_dir) / FLOWS_MANIFEST).read_bytes().decode("utf-8", "replace")
+    except OSError:
+        return []
+    entries = []
+    for line in text.splitlines():
+        try:
+            entry = json.loads(line)
+        except (ValueError, RecursionError):
+            continue
+        if isinstance(entry, dict) and isinstance(entry.get("flow"), str):
+            entries.append(entry)
+    return entries
+
+
+def append_flows_manifest(run_dir: str | os.PathLike[str], entry: Mapping[str, Any]) -> None:
+    """Append one line to a build's ``flows.jsonl`` (one ``write`` call per line)."""
+    path = Path(run_dir) / FLOWS_MANIFEST
+    path.parent.mkdir(parents=True, exist_ok=True)
+    line = json.dumps(dict(entry), ensure_ascii=False, default=str) + "\n"
+    with open(path, "a", encoding="utf-8") as handle:
+        handle.write(line)
+        handle.flush()
+        os.fsync(handle.fileno())
