@@ -279,16 +279,17 @@ def _note_in_manifest(flow: Path, run_dir: Path, status: str, root: Path) -> Non
     manifest = os.environ.get(ENV_FLOWS_MANIFEST)
     if not manifest:
         return
+    from ductaflow.state import append_flows_manifest
+
     instance_dir = Path(manifest).parent.parent
-    entry = {
+    if run_dir == instance_dir.absolute():
+        return  # the instance's own flow, not one its build ran
+    append_flows_manifest(instance_dir, {
         "flow": _relative_posix(flow, root),
         "execution_dir": _relative_posix(run_dir, instance_dir),
         "status": status,
         "output_file": _relative_posix(output_path(run_dir, flow.stem), instance_dir),
-    }
-    Path(manifest).parent.mkdir(parents=True, exist_ok=True)
-    with open(manifest, "a", encoding="utf-8") as handle:
-        handle.write(json.dumps(entry) + "\n")
+    })
 
 
 def _relative_posix(path: Path, base: Path) -> str:

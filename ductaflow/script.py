@@ -22,8 +22,14 @@ from pathlib import Path
 from typing import Any
 
 from ductaflow.errors import FlowError, FlowTimeoutError, KernelDiedError
-from ductaflow.outputs import OutputWriter, config_path, footer_line, is_footer, output_path
-from ductaflow.outputs import write_config
+from ductaflow.outputs import (
+    OutputWriter,
+    config_path,
+    footer_line,
+    is_footer,
+    output_path,
+    write_config,
+)
 
 ENV_CAPTURED = "DUCTAFLOW_CAPTURED_BY_PARENT"
 

@@ -1,0 +1,237 @@
+"""``conduct``: plan under the runs-folder lock, run what is stale, write results.
+
+A failed flow is a result, not an exception: it is recorded, its dependents are
+blocked, the rest go on. Bad input raises before anything on disk changes. The plan
+is made again once the lock is held, so two conductors started together never run
+the same instance twice.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from ductaflow import state
+from ductaflow.errors import DuctaflowError, LockedError, UsageError
+from ductaflow.execute import ExecOptions
+from ductaflow.model import Action, Decision, RunResult, Status
+from ductaflow.plan import Plan, plan
+
+LOCK_NAME = ".conductor.lock"
+
+#: ``on_event(kind, payload)`` kinds: "waiting" (lock path), "plan" (Plan),
+#: "start" (Decision), "finish" (RunResult).
+EventHandler = Callable[[str, Any], None]
+
+
+class ConductInterrupted(DuctaflowError):
+    """Ctrl-C: running instances were stopped and left "not done"; results written."""
+
+    exit_code = 130
+
+    def __init__(self, results: list[RunResult]):
+        super().__init__("interrupted: running instances stopped, results written")
+        self.results = results
+
+
+def conduct(
+    tables: Any,
+    *,
+    project_root: str | os.PathLike = ".",
+    runs_dir: str | os.PathLike | None = None,
+    stage: str | None = None,
+    jobs: int | None = None,
+    force: bool = False,
+    select: Sequence[str] | None = None,
+    fail_fast: bool = False,
+    wait: bool = True,
+    timeout: float | None = None,
+    mode: str = "notebook",
+    export_html: bool = False,
+    executor: Any = "local",
+    on_event: EventHandler | None = None,
+) -> list[RunResult]:
+    """Run every instance of the scenario tables that is not up to date.
+
+    ``tables`` is a path, a list of paths, or a pandas DataFrame (with ``stage``).
+    Returns one ``RunResult`` per planned instance, in plan order.
+    """
+    notify = on_event or (lambda kind, payload: None)
+    if mode not in ("notebook", "script"):
+        raise UsageError(f"unknown mode {mode!r}: use notebook or script")
+
+    def make_plan() -> Plan:
+        return plan(tables, project_root=project_root, runs_dir=runs_dir, stage=stage,
+                    force=force, select=select)
+
+    first = make_plan()  # bad input fails here, before anything is written
+    with _runs_lock(first.runs_dir, wait, notify):
+        current = make_plan()
+        notify("plan", current)
+        options = ExecOptions(current.project_root, current.runs_dir, mode, timeout,
+                              export_html)
+        run = _Run(current, options, _make_executor(executor, options, jobs), fail_fast,
+                   notify)
+        return run.go()
+
+
+def _make_executor(executor: Any, options: ExecOptions, jobs: int | None) -> Any:
+    jobs = jobs or os.cpu_count() or 1
+    if executor == "local":
+        from ductaflow.executors import LocalExecutor
+
+        return LocalExecutor(options, jobs)
+    if isinstance(executor, str):
+        raise UsageError(f"unknown executor {executor!r}: use local")
+    return executor
+
+
+class _runs_lock:
+    """An OS-level lock on the runs folder: released by the OS if we die, never stale."""
+
+    def __init__(self, runs_dir: Path, wait: bool, notify: EventHandler):
+        from filelock import FileLock
+
+        runs_dir.mkdir(parents=True, exist_ok=True)
+        self.path = runs_dir / LOCK_NAME
+        self.lock = FileLock(str(self.path))
+        self.wait = wait
+        self.notify = notify
+
+    def __enter__(self) -> _runs_lock:
+        from filelock import Timeout
+
+        try:
+            self.lock.acquire(timeout=0)
+        except Timeout:
+            if not self.wait:
+                raise LockedError(f"another conduct is running on {self.path.parent}",
+                                  hint="wait for it, or run without --no-wait") from None
+            self.notify("waiting", self.path)
+            self.lock.acquire()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.lock.release()
+
+
+class _Run:
+    """The scheduling loop of one conduct: start what is ready, collect what finished."""
+
+    def __init__(self, the_plan: Plan, options: ExecOptions, executor: Any, fail_fast: bool,
+                 notify: EventHandler):
+        self.plan = the_plan
+        self.options = options
+        self.executor = executor
+        self.fail_fast = fail_fast
+        self.notify = notify
+        self.order = [d.instance.key for d in the_plan.decisions]
+        self.decisions = {d.instance.key: d for d in the_plan.decisions}
+        self.results: dict[str, RunResult] = {}
+        self.pending = [d for d in the_plan.decisions if d.run]
+        self.failed = False
+        self.started_at = time.time()
+
+    def go(self) -> list[RunResult]:
+        for decision in self.plan.decisions:
+            if not decision.run:
+                self.results[decision.instance.key] = skipped_result(decision, self.plan)
+        self.write_outputs(running=bool(self.pending))
+        try:
+            self.loop()
+        except KeyboardInterrupt:
+            self.interrupt()
+        self.write_outputs(running=False)
+        return self.ordered()
+
+    def loop(self) -> None:
+        while self.pending or self.executor.running():
+            self.block_unreachable()
+            self.start_ready()
+            if not self.executor.running():
+                continue
+            for result in self.executor.wait(0.5):
+                self.finish(result)
+
+    def start_ready(self) -> None:
+        if self.failed and self.fail_fast:
+            for decision in list(self.pending):
+                self.block(decision, "not started: --fail-fast after a failure")
+            return
+        for decision in list(self.pending):
+            if len(self.executor.running()) >= self.executor.capacity:
+                return
+            if self.upstream_done(decision):
+                self.pending.remove(decision)
+                self.notify("start", decision)
+                self.executor.submit(decision.instance, decision.reason)
+
+    def upstream_done(self, decision: Decision) -> bool:
+        return all(key in self.results for key in decision.instance.depends_on
+                   if key in self.decisions)
+
+    def block_unreachable(self) -> None:
+        """An instance whose upstream failed or was blocked never starts."""
+        for decision in list(self.pending):
+            bad = [key for key in decision.instance.depends_on
+                   if key in self.results and self.results[key].action
+                   in (Action.FAILED, Action.BLOCKED)]
+            if bad:
+                self.block(decision, f"upstream failed: {', '.join(bad)}")
+
+    def block(self, decision: Decision, reason: str) -> None:
+        self.pending.remove(decision)
+        instance = decision.instance
+        result = RunResult(stage=instance.stage, instance=instance.name, action=Action.BLOCKED,
+                           status=None, reason=reason, duration_s=0.0,
+                           run_dir=instance.run_dir, flow=instance.flow)
+        self.finish(result)
+
+    def finish(self, result: RunResult) -> None:
+        self.results[result.key] = result
+        if result.action is Action.FAILED:
+            self.failed = True
+        self.notify("finish", result)
+        self.write_outputs(running=bool(self.pending or self.executor.running()))
+
+    def interrupt(self) -> None:
+        """First Ctrl-C: stop running instances, start nothing new, keep what finished."""
+        for key in self.executor.stop():
+            decision = self.decisions[key]
+            instance = decision.instance
+            self.results[key] = RunResult(
+                stage=instance.stage, instance=instance.name, action=Action.FAILED,
+                status=Status.ERROR, reason=decision.reason, duration_s=0.0,
+                run_dir=instance.run_dir, flow=instance.flow, error="Interrupted")
+        for decision in list(self.pending):
+            self.pending.remove(decision)
+            self.results[decision.instance.key] = RunResult(
+                stage=decision.instance.stage, instance=decision.instance.name,
+                action=Action.BLOCKED, status=None, reason="interrupted before it started",
+                duration_s=0.0, run_dir=decision.instance.run_dir, flow=decision.instance.flow)
+        self.write_outputs(running=False)
+        raise ConductInterrupted(self.ordered())
+
+    def ordered(self) -> list[RunResult]:
+        return [self.results[key] for key in self.order if key in self.results]
+
+    def write_outputs(self, running: bool) -> None:
+        from ductaflow.results import write_results
+
+        write_results(self.ordered(), self.plan, running=running,
+                      started_at=self.started_at)
+
+
+def skipped_result(decision: Decision, the_plan: Plan) -> RunResult:
+    """An up-to-date instance: its light is the one its last run left."""
+    instance = decision.instance
+    record = state.read_record(the_plan.runs_dir / instance.run_dir) or {}
+    status = record.get("status")
+    return RunResult(stage=instance.stage, instance=instance.name, action=Action.SKIPPED,
+                     status=Status(status) if status in state.STATUSES else None,
+                     reason="up to date", duration_s=float(record.get("duration_s", 0.0)),
+                     run_dir=instance.run_dir, flow=instance.flow,
+                     started_at=record.get("started_at", ""), ended_at=record.get("ended_at", ""))

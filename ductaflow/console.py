@@ -1,0 +1,219 @@
+"""What the terminal shows for ``conduct`` and ``status``: the CLI's rendering layer.
+
+A live rich progress display on a terminal; plain lines when output is piped (CI
+logs), so logs stay readable. The library itself never prints; this module does.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import time
+from pathlib import Path
+from typing import Any
+
+from ductaflow.model import Action, Decision, RunResult
+
+_COLOURS = {"success": "green", "warning": "dark_orange", "error": "red", "": "grey50"}
+
+
+def conduct_from_cli(args: argparse.Namespace) -> int:
+    from ductaflow.conductor import ConductInterrupted, conduct
+
+    tables = [str(t) for t in args.tables]
+    if args.dry_run:
+        return _dry_run(args, tables)
+    view = ConductView(_console())
+    _second_interrupt_stops_at_once()
+    try:
+        results = conduct(
+            tables, project_root=args.project_root, runs_dir=args.runs_dir, jobs=args.jobs,
+            force=args.force, select=args.select, fail_fast=args.fail_fast,
+            wait=not args.no_wait, timeout=args.timeout, mode=args.mode,
+            export_html=args.html, on_event=view.on_event)
+    except ConductInterrupted as exc:
+        view.close()
+        view.summary(exc.results)
+        view.console.print("interrupted: running instances stopped and left not done")
+        return 130
+    view.close()
+    view.summary(results)
+    return 1 if any(r.action is Action.FAILED for r in results) else 0
+
+
+def _dry_run(args: argparse.Namespace, tables: list[str]) -> int:
+    from ductaflow.plan import plan
+
+    the_plan = plan(tables, project_root=args.project_root, runs_dir=args.runs_dir,
+                    force=args.force, select=args.select)
+    console = _console()
+    console.print(_plan_headline(the_plan))
+    for decision in the_plan.decisions:
+        console.print(_decision_line(decision), highlight=False)
+    return 0
+
+
+def _plan_headline(the_plan: Any) -> str:
+    decisions = the_plan.decisions
+    to_run = sum(1 for d in decisions if d.run)
+    stages = len({d.instance.stage for d in decisions})
+    where = os.path.relpath(the_plan.runs_dir) if _same_drive(the_plan.runs_dir) else \
+        str(the_plan.runs_dir)
+    return (f"plan  {len(decisions)} instances in {stages} stages: {to_run} to run, "
+            f"{len(decisions) - to_run} up to date   ({where}/)")
+
+
+def _decision_line(decision: Decision) -> str:
+    verb = "run " if decision.run else "skip"
+    return f"  {decision.instance.key:<28} {verb}  {decision.reason}"
+
+
+class ConductView:
+    """Renders conduct events: progress on a terminal, one line per finished instance."""
+
+    def __init__(self, console: Any):
+        self.console = console
+        self.live = console.is_terminal
+        self.progress = None
+        self.task = None
+        self.running: dict[str, float] = {}
+        self.started = time.monotonic()
+
+    def on_event(self, kind: str, payload: Any) -> None:
+        getattr(self, f"_on_{kind}")(payload)
+
+    def _on_waiting(self, lock_path: Path) -> None:
+        self.console.print(f"waiting for another conduct to finish ({lock_path.parent})")
+
+    def _on_plan(self, the_plan: Any) -> None:
+        self.console.print(_plan_headline(the_plan), highlight=False)
+        to_run = [d for d in the_plan.decisions if d.run]
+        for decision in to_run:
+            self.console.print(_decision_line(decision), highlight=False)
+        if self.live and to_run:
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                TextColumn,
+                TimeElapsedColumn,
+                TimeRemainingColumn,
+            )
+
+            self.progress = Progress(
+                BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TextColumn("eta"),
+                TimeRemainingColumn(), TextColumn("{task.description}"),
+                console=self.console, transient=True)
+            self.task = self.progress.add_task("", total=len(to_run))
+            self.progress.start()
+
+    def _on_start(self, decision: Decision) -> None:
+        self.running[decision.instance.key] = time.monotonic()
+        self._describe_running()
+
+    def _on_finish(self, result: RunResult) -> None:
+        self.running.pop(result.key, None)
+        if result.action is Action.SKIPPED:
+            return
+        status = result.status.value if result.status else ""
+        colour = _COLOURS.get(status, "grey50")
+        text = status or result.action.value
+        line = (f"  [{colour}]●[/] {result.key:<28} [{colour}]{text:<8}[/] "
+                f"{result.duration_s:6.1f}s")
+        if result.error:
+            line += f"   {_escape(result.error)}"
+        elif result.action is Action.BLOCKED:
+            line += f"   {_escape(result.reason)}"
+        self.console.print(line, highlight=False)
+        if self.progress is not None and result.action is not Action.SKIPPED:
+            self.progress.advance(self.task)
+        self._describe_running()
+
+    def _describe_running(self) -> None:
+        if self.progress is None:
+            return
+        now = time.monotonic()
+        parts = [f"{key} {now - t:.0f}s" for key, t in list(self.running.items())[:4]]
+        self.progress.update(self.task, description="running " + " · ".join(parts)
+                             if parts else "")
+
+    def close(self) -> None:
+        if self.progress is not None:
+            self.progress.stop()
+            self.progress = None
+
+    def summary(self, results: list[RunResult]) -> None:
+        actions = {a: sum(1 for r in results if r.action is a) for a in Action}
+        lights = {s: sum(1 for r in results if r.status and r.status.value == s)
+                  for s in ("success", "warning", "error")}
+        self.console.print(
+            f"summary  ran {actions[Action.RAN]} · skipped {actions[Action.SKIPPED]} · "
+            f"failed {actions[Action.FAILED]} · blocked {actions[Action.BLOCKED]}   "
+            f"green {lights['success']} · orange {lights['warning']} · red {lights['error']}"
+            f"   {time.monotonic() - self.started:.1f}s", highlight=False)
+        if results:
+            self.console.print("report   " + _report_hint(results), highlight=False)
+        for result in results:
+            if result.action is Action.FAILED:
+                self.console.print(
+                    f"failed   {result.key}: {_escape(result.error)} -- see "
+                    f"{result.run_dir}/ (output file, notebook; "
+                    f"'ductaflow debug <runs>/{result.run_dir}' to step through)",
+                    highlight=False)
+
+
+def _report_hint(results: list[RunResult]) -> str:
+    return "runs folder: conductor_status_report.html, conductor_results.csv"
+
+
+def status_from_cli(runs_dir: Path) -> int:
+    from ductaflow.status import analyze_execution_logs
+
+    if not runs_dir.is_dir():
+        from ductaflow.errors import UsageError
+
+        raise UsageError(f"no runs folder {runs_dir}")
+    console = _console()
+    red = False
+    for stage in sorted(p for p in runs_dir.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        for folder in sorted(p for p in stage.iterdir() if p.is_dir()):
+            status = analyze_execution_logs(folder)
+            red = red or status == "error"
+            colour = _COLOURS[status]
+            console.print(f"  [{colour}]●[/] {stage.name}/{folder.name:<28} [{colour}]{status}[/]",
+                          highlight=False)
+    return 1 if red else 0
+
+
+def _console() -> Any:
+    from rich.console import Console
+
+    return Console(highlight=False, soft_wrap=True)
+
+
+def _escape(text: str) -> str:
+    from rich.markup import escape
+
+    return escape(text)
+
+
+def _same_drive(path: Path) -> bool:
+    try:
+        os.path.relpath(path)
+        return True
+    except ValueError:
+        return False
+
+
+def _second_interrupt_stops_at_once() -> None:
+    """First Ctrl-C: the conductor stops cleanly. A second one while it does: exit now."""
+    count = {"n": 0}
+
+    def handler(signum: int, frame: Any) -> None:
+        count["n"] += 1
+        if count["n"] > 1:
+            os._exit(130)
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGINT, handler)

@@ -1,0 +1,101 @@
+"""Execute one instance and leave bookkeeping the next plan can trust.
+
+Order matters for ``kill -9`` at any moment: the started marker goes first (and
+removes the previous record), the flow runs, its files are closed, and only then is
+the finished-record written, atomically. A record therefore never describes a run
+that did not finish.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from ductaflow import state
+from ductaflow.errors import FlowError, UsageError
+from ductaflow.model import Action, Instance, RunResult, Status
+from ductaflow.notebook import ENV_FLOWS_MANIFEST, ENV_PROJECT_ROOT
+from ductaflow.outputs import output_path
+from ductaflow.status import scan_output, worst
+
+
+@dataclass(frozen=True)
+class ExecOptions:
+    """How every instance of one conduct runs."""
+
+    project_root: Path
+    runs_dir: Path
+    mode: str = "notebook"
+    timeout: float | None = None
+    export_html: bool = False
+
+
+def execute_instance(instance: Instance, reason: str, options: ExecOptions) -> RunResult:
+    """Run one instance in this process (a fresh worker) and record how it ended."""
+    run_dir = instance_dir(options.runs_dir, instance)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    upstream = state.upstream_run_ids(options.runs_dir, instance.depends_on)
+    inputs = state.input_fingerprints(options.project_root, instance.inputs)
+    started_at, started = state.utc_now(), time.monotonic()
+    state.write_started(run_dir, {"stage": instance.stage, "instance": instance.name,
+                                  "flow": instance.flow, "reason": reason})
+    error = _run_flow(instance, run_dir, options)
+    duration = time.monotonic() - started
+    flows = state.read_flows_manifest(run_dir)
+    status = Status.ERROR if error else _status_of(run_dir, instance, flows)
+    record = state.new_record(
+        stage=instance.stage, instance=instance.name, flow=instance.flow,
+        config=instance.config,
+        code=state.code_fingerprint(options.project_root,
+                                    [instance.flow, *(f["flow"] for f in flows)]),
+        inputs=inputs, upstream=upstream, status=status.value, started_at=started_at,
+        ended_at=state.utc_now(), duration_s=duration, flows=flows, reason=reason,
+        error=error)
+    state.write_record(run_dir, record)
+    return RunResult(
+        stage=instance.stage, instance=instance.name,
+        action=Action.FAILED if error else Action.RAN, status=status, reason=reason,
+        duration_s=round(duration, 3), run_dir=instance.run_dir, flow=instance.flow,
+        error=error, started_at=started_at, ended_at=record["ended_at"])
+
+
+def instance_dir(runs_dir: Path, instance: Instance) -> Path:
+    """The instance's folder; refused when a symlink would lead outside the runs folder."""
+    path = runs_dir / instance.stage / instance.name
+    real_runs = runs_dir.resolve()
+    if path.exists() and not path.resolve().is_relative_to(real_runs):
+        raise UsageError(f"instance folder {path} leads outside the runs folder {runs_dir}")
+    return path
+
+
+def _run_flow(instance: Instance, run_dir: Path, options: ExecOptions) -> str:
+    """Run the flow; return "" on success or the one-line error summary."""
+    flow = options.project_root / instance.flow
+    os.environ[ENV_PROJECT_ROOT] = str(options.project_root)
+    os.environ[ENV_FLOWS_MANIFEST] = str(run_dir / state.FLOWS_MANIFEST)
+    try:
+        if options.mode == "script":
+            from ductaflow.script import run_script
+
+            run_script(flow, instance.config, run_dir, options.project_root, options.timeout)
+        else:
+            from ductaflow.notebook import run_notebook
+
+            run_notebook(flow, instance.config, run_dir, options.project_root,
+                         options.timeout, export_html=options.export_html)
+    except FlowError as exc:
+        return exc.summary
+    finally:
+        os.environ.pop(ENV_FLOWS_MANIFEST, None)
+    return ""
+
+
+def _status_of(run_dir: Path, instance: Instance, flows: list[dict]) -> Status:
+    """Worst of the instance's own output and the output of every flow it ran."""
+    files = [output_path(run_dir, instance.flow_stem)]
+    files += [run_dir / f["output_file"] for f in flows if isinstance(f.get("output_file"), str)]
+    statuses = [scan_output(f) for f in files]
+    statuses += [Status.ERROR for f in flows if f.get("status") == "error"]
+    return worst(statuses)

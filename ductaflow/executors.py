@@ -1,0 +1,192 @@
+"""Where instances run: behind a small interface, so Dask can stand in for processes.
+
+The local executor starts one fresh process per instance (no state can leak from one
+instance to the next), forked from a ``forkserver`` that has imported the execution
+machinery once, or spawned where the OS has no fork. Each worker holds the read end
+of a lifeline pipe whose only writer is the conductor: when the conductor dies, even
+by ``kill -9``, the worker sees end-of-file and exits at once, and its kernel (whose
+parent it is) follows.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import signal
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from multiprocessing.connection import Connection, wait
+from typing import Any, Protocol
+
+from ductaflow.execute import ExecOptions, execute_instance
+from ductaflow.model import Action, Instance, RunResult, Status
+
+#: Extra seconds a worker gets past ``--timeout`` before the conductor kills it; the
+#: engine's own timeout normally ends the flow first and records it properly.
+KILL_GRACE_S = 30.0
+_PRELOAD = ["ductaflow.execute", "ductaflow.notebook", "papermill", "nbclient",
+            "jupyter_client", "jupytext", "nbformat"]
+
+
+class Executor(Protocol):
+    """Runs instances; the conductor decides what and when."""
+
+    capacity: int
+
+    def submit(self, instance: Instance, reason: str) -> None: ...
+
+    def wait(self, timeout: float | None) -> list[RunResult]: ...
+
+    def running(self) -> dict[str, float]: ...
+
+    def stop(self) -> list[str]: ...
+
+
+@dataclass
+class _Job:
+    instance: Instance
+    reason: str
+    process: Any
+    results: Connection
+    lifeline: Connection
+    started: float = field(default_factory=time.monotonic)
+
+
+class LocalExecutor:
+    """Up to ``jobs`` worker processes on this machine, one per instance."""
+
+    def __init__(self, options: ExecOptions, jobs: int) -> None:
+        self.options = options
+        self.capacity = jobs
+        self._ctx = _context(options.mode)
+        self._jobs: dict[str, _Job] = {}
+
+    def submit(self, instance: Instance, reason: str) -> None:
+        results_r, results_w = self._ctx.Pipe(duplex=False)
+        lifeline_r, lifeline_w = self._ctx.Pipe(duplex=False)
+        process = self._ctx.Process(
+            target=_worker_main, name=f"ductaflow {instance.key}",
+            args=(results_w, lifeline_r, instance, reason, self.options))
+        process.start()
+        results_w.close()
+        lifeline_r.close()
+        self._jobs[instance.key] = _Job(instance, reason, process, results_r, lifeline_w)
+
+    def running(self) -> dict[str, float]:
+        return {key: job.started for key, job in self._jobs.items()}
+
+    def wait(self, timeout: float | None) -> list[RunResult]:
+        """Results of the instances that finished within ``timeout`` seconds."""
+        if not self._jobs:
+            return []
+        self._kill_overdue()
+        handles = {job.process.sentinel: key for key, job in self._jobs.items()}
+        handles.update({job.results: key for key, job in self._jobs.items()})
+        ready = wait(list(handles), timeout)
+        finished = {handles[h] for h in ready}
+        return [self._collect(key) for key in sorted(finished)]
+
+    def stop(self) -> list[str]:
+        """Kill every running instance (Ctrl-C); they stay "not done" on disk."""
+        stopped = list(self._jobs)
+        for job in self._jobs.values():
+            _kill(job.process)
+        for job in self._jobs.values():
+            job.process.join(5)
+            _close(job)
+        self._jobs.clear()
+        return stopped
+
+    def _collect(self, key: str) -> RunResult:
+        job = self._jobs.pop(key)
+        result = None
+        try:
+            if job.results.poll(0):
+                result = job.results.recv()
+        except (EOFError, OSError):
+            result = None
+        job.process.join(10)
+        if job.process.is_alive():
+            _kill(job.process)
+            job.process.join(5)
+        _close(job)
+        if isinstance(result, RunResult):
+            return result
+        detail = result if isinstance(result, str) else f"exit code {job.process.exitcode}"
+        return _worker_failed(job, f"WorkerDied: {detail}")
+
+    def _kill_overdue(self) -> None:
+        if self.options.timeout is None:
+            return
+        limit = self.options.timeout + KILL_GRACE_S
+        for job in self._jobs.values():
+            if time.monotonic() - job.started > limit:
+                _kill(job.process)
+
+
+def _context(mode: str) -> Any:
+    """forkserver on POSIX (fork-safe, heavy imports paid once), spawn elsewhere."""
+    if sys.platform != "win32" and "forkserver" in multiprocessing.get_all_start_methods():
+        ctx = multiprocessing.get_context("forkserver")
+        preload = _PRELOAD if mode == "notebook" else _PRELOAD[:1]
+        ctx.set_forkserver_preload(preload)
+        return ctx
+    return multiprocessing.get_context("spawn")
+
+
+def _worker_main(results: Connection, lifeline: Connection, instance: Instance, reason: str,
+                 options: ExecOptions) -> None:
+    """Inside the worker: run, send the result; die with the conductor."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the conductor decides about Ctrl-C
+    _silence_terminal()
+    threading.Thread(target=_die_with_conductor, args=(lifeline,), daemon=True).start()
+    try:
+        results.send(execute_instance(instance, reason, options))
+    except BaseException as exc:  # noqa: BLE001 - report anything back, never hang
+        results.send(f"{type(exc).__name__}: {exc}")
+    finally:
+        results.close()
+
+
+def _die_with_conductor(lifeline: Connection) -> None:
+    try:
+        lifeline.recv()
+    except (EOFError, OSError):
+        pass
+    os._exit(70)
+
+
+def _silence_terminal() -> None:
+    """Flows print into their output files; nothing of theirs belongs on our terminal."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    for fd in (1, 2):
+        try:
+            os.dup2(devnull, fd)
+        except OSError:
+            pass
+    sys.stdout = sys.stderr = open(os.devnull, "w", encoding="utf-8")  # noqa: SIM115
+
+
+def _kill(process: Any) -> None:
+    try:
+        process.kill()
+    except (OSError, AttributeError):
+        pass
+
+
+def _close(job: _Job) -> None:
+    for conn in (job.results, job.lifeline):
+        try:
+            conn.close()
+        except OSError:
+            pass
+
+
+def _worker_failed(job: _Job, error: str) -> RunResult:
+    instance = job.instance
+    return RunResult(stage=instance.stage, instance=instance.name, action=Action.FAILED,
+                     status=Status.ERROR, reason=job.reason,
+                     duration_s=round(time.monotonic() - job.started, 3),
+                     run_dir=instance.run_dir, flow=instance.flow, error=error)
