@@ -1,0 +1,800 @@
+"""From scenario tables to instances, their order, and a run/skip decision for each.
+
+Pure functions over tables and the runs folder (read, never written); no pandas.
+
+Instances (``build_instances``)
+    Each enabled row is one instance. Built-in template names are ``{stage}``,
+    ``{instance}`` (the rendered instance name) and ``{runs}`` (the runs folder
+    relative to the project root in POSIX, e.g. ``runs``; absolute when it lies
+    outside the project). They are reserved: a column named ``stage`` or ``runs``
+    is an error, and the ``instance`` column may not use ``{instance}``. Every
+    string cell, also inside JSON list/object cells, is rendered once against the
+    row's *raw* typed values: a cell that names another template cell gets that
+    cell's template text, not its rendering.
+
+    The config is the base config file (``flows/x.py`` -> ``config/flows/x.json``)
+    deep-updated with the row (``a.b`` headers set nested keys). Then every string
+    in it, base values included, is read as a possible path:
+
+    - relative and inside the runs folder (``runs/prep/A/out.csv``): made relative
+      to the instance folder (``../../prep/A/out.csv``); ``prep/A`` becomes a
+      dependency, or must be a folder on disk when no table defines it;
+    - relative, containing ``/``, ``\\`` or ``.``, and naming an existing file or
+      folder of the project (``data/zones.csv``): made relative to the instance
+      folder (``../../../data/zones.csv``), or absolute when the runs folder lies
+      outside the project; a file (not a folder) is an input;
+    - absolute: unchanged, but still a dependency when inside the runs folder and
+      an input when a file of the project;
+    - anything else (URLs, ``../`` paths leaving the project, bare words such as
+      ``north`` even when a folder of that name exists): unchanged.
+
+Decisions (``decide``)
+    Reasons, in this order: ``forced``, ``new``, ``last run incomplete``, ``last
+    run failed``, ``config changed: k old -> new, ...``, ``code changed: f, ...``,
+    ``input changed: p, ...``, ``missing output: p, ...``, ``upstream ran: k, ...``.
+    Without a valid record only ``forced`` and ``new``/``last run incomplete``
+    apply. Values in ``config changed`` are shown as JSON, except strings, shown
+    bare unless empty, padded or looking like another JSON value; ``(unset)`` marks
+    a missing key; values over 40 characters are cut with ``…``. Lists in a reason
+    stop after five items (``… (+N more)``). A path referenced inside the instance's
+    own folder counts for ``missing output`` too.
+
+    ``select`` takes ``stage/instance`` glob patterns (``fnmatchcase``); a pattern
+    without ``/`` (or ending in ``/``) matches a whole stage. Only selected instances
+    and the upstream they need are decided; ``force`` forces the selected ones only.
+"""
+
+from __future__ import annotations
+
+import difflib
+import heapq
+import json
+import os
+import posixpath
+import re
+import stat
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from fnmatch import fnmatchcase
+from pathlib import Path
+from typing import Any
+
+from ductaflow import state, templating
+from ductaflow.errors import Location, PlanError, TableError, TemplateError, UsageError
+from ductaflow.model import Decision, Instance, Row, Table
+
+RESERVED = ("instance", "flow")
+BUILTINS = ("stage", "instance", "runs")
+MAX_NAME = 100
+SHOWN_ITEMS = 5
+SHOWN_CHARS = 40
+_WINDOWS_DEVICES = frozenset(
+    ["CON", "PRN", "AUX", "NUL"]
+    + [f"{p}{i}" for p in ("COM", "LPT") for i in range(1, 10)]
+)
+_BAD_CHARS = re.compile(r'[/\\:*?"<>|\x00-\x1f\x7f]')
+_URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
+_DRIVE = re.compile(r"^[A-Za-z]:")
+_JSON_LIKE = re.compile(r"^(true|false|null|-?\d+(\.\d+)?([eE][-+]?\d+)?)$")
+_FLOW_SUFFIXES = (".py", ".ipynb")
+
+
+# --- names --------------------------------------------------------------------------
+
+
+def name_problem(name: str) -> str | None:
+    """Why ``name`` is not a safe single path component on every OS, or None."""
+    if not name:
+        return "is empty"
+    if name in (".", ".."):
+        return f"{name!r} is not a folder name"
+    bad = _BAD_CHARS.search(name)
+    if bad:
+        return f"contains {bad.group()!r}"
+    if name != name.strip(" "):
+        return "starts or ends with a space"
+    if name.endswith("."):
+        return "ends with a dot"
+    if name.split(".")[0].rstrip(" ").upper() in _WINDOWS_DEVICES:
+        return "is a reserved device name on Windows"
+    if len(name) > MAX_NAME:
+        return f"is longer than {MAX_NAME} characters"
+    return None
+
+
+# --- the project on disk, read once per plan ----------------------------------------------
+
+
+@dataclass(frozen=True)
+class PathRef:
+    """What a string in a config turned out to be, once, for the whole plan."""
+
+    value: str
+    runs_path: str | None = None  # inside the runs folder, relative to it
+    input: str | None = None  # a project file, project-relative
+
+
+class _Project:
+    """Project root and runs folder, with per-plan caches of everything read on disk."""
+
+    def __init__(self, project_root: Path, runs_dir: Path):
+        self.root = Path(project_root).resolve()
+        self.runs = Path(runs_dir).resolve()
+        if self.runs == self.root or self.runs in self.root.parents:
+            raise UsageError(f"the runs folder {self.runs} must lie below the project root, "
+                             "not be it or contain it")
+        self.runs_rel = _relative(self.runs, self.root)
+        self.runs_text = self.runs_rel or self.runs.as_posix()
+        depth = 2 + (self.runs_rel.count("/") + 1 if self.runs_rel else 0)
+        self.up_to_root = "../" * depth if self.runs_rel else None
+        self._stats: dict[str, os.stat_result | None] = {}
+        self._hashes: dict[str, str] = {}
+        self._names: dict[str, tuple[frozenset[str], frozenset[str]]] = {}
+        self._refs: dict[str, PathRef | None] = {}
+
+    def stat(self, path: str) -> os.stat_result | None:
+        """``os.stat`` of an absolute or project-relative path, None when missing."""
+        if path not in self._stats:
+            try:
+                self._stats[path] = os.stat(os.path.join(self.root, path))
+            except (OSError, ValueError):
+                self._stats[path] = None
+        return self._stats[path]
+
+    def sha256(self, path: str) -> str:
+        """sha256 of a project-relative file, ``""`` when unreadable."""
+        if path not in self._hashes:
+            try:
+                self._hashes[path] = state.file_sha256(self.root / path)
+            except OSError:
+                self._hashes[path] = ""
+        return self._hashes[path]
+
+    def folders(self, stage: str) -> frozenset[str]:
+        """Names of the instance folders of ``stage`` on disk, case-sensitive."""
+        return self._scan(stage)[0]
+
+    def _scan(self, stage: str) -> tuple[frozenset[str], frozenset[str]]:
+        """(folder names, names that are symlinks) in ``<runs>/<stage>``, read once."""
+        if stage not in self._names:
+            try:
+                with os.scandir(self.runs / stage) as entries:
+                    found = [(e.name, e.is_symlink()) for e in entries if e.is_dir()]
+            except OSError:
+                found = []
+            self._names[stage] = (frozenset(n for n, _ in found),
+                                  frozenset(n for n, link in found if link))
+        return self._names[stage]
+
+    def runs_shown(self, runs_path: str) -> str:
+        """A path inside the runs folder as a user sees it from the project root."""
+        base = self.runs_text
+        return f"{base}/{runs_path}" if runs_path else base
+
+    def ref(self, text: str) -> PathRef | None:
+        """``text`` as a path (rewritten for the instance folder), or None."""
+        if text not in self._refs:
+            self._refs[text] = self._classify(text)
+        return self._refs[text]
+
+    def _classify(self, text: str) -> PathRef | None:
+        if len(text) > 4096 or "\n" in text or _URL.match(text):
+            return None
+        if "/" not in text and "\\" not in text and "." not in text:
+            return None
+        path = text.replace("\\", "/")
+        if path.startswith("/") or _DRIVE.match(path):
+            return self._absolute(text, path)
+        norm = posixpath.normpath(path)
+        if norm in (".", "..") or norm.startswith("../"):
+            return None
+        runs = self.runs_rel
+        if runs is not None and (norm == runs or norm.startswith(runs + "/")):
+            inside = norm[len(runs) + 1:]
+            return PathRef(posixpath.join("../..", inside) if inside else "../..", inside)
+        info = self.stat(norm)
+        if info is None:
+            return None
+        value = self.up_to_root + norm if self.up_to_root else (self.root / norm).as_posix()
+        return PathRef(value, input=norm if stat.S_ISREG(info.st_mode) else None)
+
+    def _absolute(self, text: str, path: str) -> PathRef | None:
+        absolute = Path(os.path.normpath(path))
+        inside = _relative(absolute, self.runs)
+        if inside is not None:
+            return PathRef(text, "" if inside == "." else inside)
+        project = _relative(absolute, self.root)
+        if project is None or project == ".":
+            return None
+        info = self.stat(project)
+        is_file = info is not None and stat.S_ISREG(info.st_mode)
+        return PathRef(text, input=project if is_file else None)
+
+    def check_inside(self, stage: str, names: Iterable[str]) -> None:
+        """Refuse instance folders that resolve outside the runs folder (symlinks)."""
+        real_runs = os.path.realpath(self.runs)
+        links = self._scan(stage)[1]
+        for folder in [self.runs / stage, *(self.runs / stage / n for n in names if n in links)]:
+            real = os.path.realpath(folder)
+            if real != real_runs and not real.startswith(real_runs.rstrip(os.sep) + os.sep):
+                raise PlanError(f"instance folder {folder} resolves outside the runs "
+                                f"folder ({real})")
+
+
+def _relative(path: Path, base: Path) -> str | None:
+    try:
+        return path.relative_to(base).as_posix()
+    except ValueError:
+        return None
+
+
+# --- rows to instances ------------------------------------------------------------------
+
+
+def build_instances(tables: Sequence[Table], project_root: Path,
+                    runs_dir: Path) -> list[Instance]:
+    """One instance per enabled row, upstream first (else in table and row order).
+
+    Raises ``TableError``/``TemplateError`` for a bad cell, name or flow and
+    ``PlanError`` for a dangling reference or a cycle, naming file, sheet, row, column.
+    """
+    return _build(tables, _Project(project_root, runs_dir))
+
+
+@dataclass
+class _Draft:
+    """An instance before its references are resolved against all the others."""
+
+    stage: str
+    name: str
+    flow: str
+    config: dict[str, Any]
+    row: Row
+    base_file: str | None
+    refs: list[tuple[str, str]] = field(default_factory=list)  # (runs path, key path)
+    inputs: set[str] = field(default_factory=set)
+
+    @property
+    def key(self) -> str:
+        return f"{self.stage}/{self.name}"
+
+
+def _build(tables: Sequence[Table], project: _Project) -> list[Instance]:
+    _check_stages(tables)
+    flows = _Flows(project)
+    drafts: list[_Draft] = []
+    seen: dict[tuple[str, str], Row] = {}
+    for table in tables:
+        _check_headers(table)
+        for row in table.rows:
+            if row.enabled:
+                draft = _draft(row, project, flows)
+                _check_unique(draft, seen)
+                drafts.append(draft)
+    known = {d.key: d for d in drafts}
+    for stage in dict.fromkeys(d.stage for d in drafts):
+        project.check_inside(stage, [d.name for d in drafts if d.stage == stage])
+    instances = [_instance(d, known, project) for d in drafts]
+    return _topological(instances)
+
+
+def _location(row: Row, header: str | None = None) -> Location:
+    column = None if header is None else f"{row.columns.get(header, '?')} ({header})"
+    return Location(row.file, row.sheet, row.line, column)
+
+
+def _check_stages(tables: Sequence[Table]) -> None:
+    folded: dict[str, Table] = {}
+    for table in tables:
+        problem = name_problem(table.stage)
+        if problem:
+            raise TableError(f"stage name {table.stage!r} {problem}",
+                             Location(table.file, table.sheet),
+                             hint="rename the sheet or file")
+        other = folded.setdefault(table.stage.casefold(), table)
+        if other.stage != table.stage:
+            raise TableError(f"stages {other.stage!r} ({other.file}) and {table.stage!r} "
+                             "differ only in case", Location(table.file, table.sheet))
+
+
+def _check_headers(table: Table) -> None:
+    labels = table.rows[0].columns if table.rows else {}
+    for header in table.headers:
+        if header in ("stage", "runs"):
+            raise TableError(
+                f"column {header!r} clashes with the built-in {{{header}}}",
+                Location(table.file, table.sheet, 1, f"{labels.get(header, '?')} ({header})"),
+                hint="rename the column",
+            )
+    if table.rows and "instance" not in table.headers:
+        raise TableError("no instance column", Location(table.file, table.sheet, 1),
+                         hint="add a column 'instance' naming each row, e.g. {scenario}")
+
+
+def _check_unique(draft: _Draft, seen: dict[tuple[str, str], Row]) -> None:
+    first = seen.setdefault((draft.stage, draft.name.casefold()), draft.row)
+    if first is not draft.row:
+        where = f"row {first.line}" if first.file == draft.row.file else str(_location(first))
+        raise TableError(f"instance {draft.name!r} is already defined in stage "
+                         f"{draft.stage!r} ({where}; names may not differ only in case)",
+                         _location(draft.row, "instance"))
+
+
+def _draft(row: Row, project: _Project, flows: _Flows) -> _Draft:
+    builtins = {"stage": row.stage, "runs": project.runs_text}
+    name = _instance_name(row, builtins)
+    values = {**row.values, **builtins, "instance": name}
+    rendered = {h: _render(v, values, row, h) for h, v in row.values.items() if h != "instance"}
+    flow, base, base_file = flows.resolve(row, rendered.get("flow"))
+    config = _copy(base)
+    for header, value in rendered.items():
+        if header not in RESERVED:
+            _set_dotted(config, header, value, row)
+    draft = _Draft(row.stage, name, flow, config, row, base_file)
+    draft.config = _paths(config, draft, project, ())
+    return draft
+
+
+def _instance_name(row: Row, builtins: Mapping[str, Any]) -> str:
+    raw = row.values.get("instance")
+    if raw is None or raw == "":
+        raise TableError("the instance name is blank", _location(row, "instance"))
+    if isinstance(raw, str):
+        try:
+            if "instance" in templating.fields(raw):
+                raise TemplateError("the instance name cannot use {instance}",
+                                    hint="build it from other columns, e.g. {scenario}")
+        except TemplateError as error:
+            raise TemplateError(error.message, _location(row, "instance"),
+                                error.hint) from error
+    name = str(_render(raw, {**row.values, **builtins}, row, "instance"))
+    problem = name_problem(name)
+    if problem:
+        raise TableError(f"instance name {name!r} {problem}", _location(row, "instance"),
+                         hint="an instance name must be a safe folder name")
+    return name
+
+
+def _render(value: Any, values: Mapping[str, Any], row: Row, header: str) -> Any:
+    """Render every string in a cell value (lists and objects too), against raw values."""
+    if isinstance(value, str):
+        if "{" not in value and "}" not in value:
+            return value
+        try:
+            return templating.render(value, values)
+        except TemplateError as error:
+            raise TemplateError(error.message, _location(row, header), error.hint) from error
+    if isinstance(value, list):
+        return [_render(v, values, row, header) for v in value]
+    if isinstance(value, dict):
+        return {k: _render(v, values, row, header) for k, v in value.items()}
+    return value
+
+
+def _copy(value: Any) -> Any:
+    """A copy of JSON-like data, cheaper than ``copy.deepcopy``."""
+    if isinstance(value, dict):
+        return {k: _copy(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_copy(v) for v in value]
+    return value
+
+
+def _set_dotted(config: dict[str, Any], header: str, value: Any, row: Row) -> None:
+    parts = header.split(".")
+    if not all(parts):
+        raise TableError(f"column {header!r} is not a valid dotted key", _location(row, header))
+    node = config
+    for i, part in enumerate(parts[:-1]):
+        child = node.setdefault(part, {})
+        if not isinstance(child, dict):
+            parent = ".".join(parts[: i + 1])
+            raise TableError(f"column {header!r} needs {parent!r} to be an object, but it is "
+                             f"{_show(child)}", _location(row, header))
+        node = child
+    _merge(node, parts[-1], _copy(value))
+
+
+def _merge(node: dict[str, Any], key: str, value: Any) -> None:
+    if isinstance(value, dict) and isinstance(node.get(key), dict):
+        for k, v in value.items():
+            _merge(node[key], k, v)
+    else:
+        node[key] = value
+
+
+def _paths(value: Any, draft: _Draft, project: _Project, keys: tuple[str, ...]) -> Any:
+    """Rewrite the paths in a config for the instance folder; note refs and inputs."""
+    if isinstance(value, str):
+        ref = project.ref(value)
+        if ref is None:
+            return value
+        if ref.runs_path is not None:
+            draft.refs.append((ref.runs_path, ".".join(keys)))
+        if ref.input is not None:
+            draft.inputs.add(ref.input)
+        return ref.value
+    if isinstance(value, list):
+        return [_paths(v, draft, project, keys) for v in value]
+    if isinstance(value, dict):
+        return {k: _paths(v, draft, project, (*keys, str(k))) for k, v in value.items()}
+    return value
+
+
+class _Flows:
+    """Flow files and their base configs, checked and read once per plan."""
+
+    def __init__(self, project: _Project):
+        self.project = project
+        self._bases: dict[str, tuple[dict[str, Any], str | None]] = {}
+
+    def resolve(self, row: Row, value: Any) -> tuple[str, dict[str, Any], str | None]:
+        """(flow, base config, base config file) for a row's flow cell (None: default)."""
+        flow = self._default(row) if value is None else self._given(row, value)
+        if flow not in self._bases:
+            self._bases[flow] = self._base(flow)
+        return (flow, *self._bases[flow])
+
+    def _given(self, row: Row, value: Any) -> str:
+        if not isinstance(value, str) or not value.strip():
+            raise TableError(f"flow {value!r} is not a path", _location(row, "flow"))
+        path = value.replace("\\", "/")
+        norm = posixpath.normpath(path)
+        if path.startswith("/") or _DRIVE.match(path) or norm == ".." or norm.startswith("../"):
+            raise TableError(f"flow {value!r} lies outside the project root",
+                             _location(row, "flow"), hint="give it relative to the project root")
+        info = self.project.stat(norm)
+        if info is None or not stat.S_ISREG(info.st_mode):
+            raise TableError(f"flow {value!r} does not exist in {self.project.root}",
+                             _location(row, "flow"))
+        return norm
+
+    def _default(self, row: Row) -> str:
+        candidates = (f"flows/{row.stage}.py", f"builds/{row.stage}.py")
+        for flow in candidates:
+            info = self.project.stat(flow)
+            if info is not None and stat.S_ISREG(info.st_mode):
+                return flow
+        raise TableError(f"no flow column, and neither {candidates[0]} nor {candidates[1]} "
+                         f"exists in {self.project.root}", _location(row),
+                         hint="add a 'flow' column or create the default flow")
+
+    def _base(self, flow: str) -> tuple[dict[str, Any], str | None]:
+        stem = next((flow[: -len(s)] for s in _FLOW_SUFFIXES if flow.endswith(s)), flow)
+        name = f"config/{stem}.json"
+        path = self.project.root / name
+        try:
+            text = path.read_text(encoding="utf-8-sig")
+        except FileNotFoundError:
+            return {}, None
+        except (OSError, UnicodeDecodeError) as error:
+            raise TableError(f"cannot read base config: {error}", Location(name)) from error
+        try:
+            base = json.loads(text)
+        except ValueError as error:
+            raise TableError(f"invalid JSON in base config: {error}", Location(name)) from error
+        if not isinstance(base, dict):
+            raise TableError("a base config must be a JSON object", Location(name))
+        return base, name
+
+
+# --- references to instances --------------------------------------------------------
+
+
+def _instance(draft: _Draft, known: Mapping[str, _Draft], project: _Project) -> Instance:
+    depends: dict[str, None] = {}
+    for runs_path, keys in draft.refs:
+        parts = runs_path.split("/")
+        if len(parts) < 2:
+            continue
+        key = f"{parts[0]}/{parts[1]}"
+        if key in known:
+            if key != draft.key:
+                depends[key] = None
+        elif parts[1] not in project.folders(parts[0]):
+            _dangling(draft, runs_path, key, keys, known, project)
+    return Instance(
+        stage=draft.stage, name=draft.name, flow=draft.flow, config=draft.config,
+        depends_on=tuple(depends), inputs=tuple(sorted(draft.inputs)),
+        references=tuple(sorted({p for p, _ in draft.refs})), row=draft.row,
+    )
+
+
+def _origin(draft: _Draft, keys: str) -> Location:
+    """Where a config key came from: a column of the row, or the base config file."""
+    for header in draft.row.values:
+        if keys == header or keys.startswith(header + "."):
+            return _location(draft.row, header)
+    return Location(draft.base_file or draft.row.file, None, None, keys or None)
+
+
+def _dangling(draft: _Draft, runs_path: str, key: str, keys: str,
+              known: Mapping[str, _Draft], project: _Project) -> None:
+    same_case = [k for k in known if k.casefold() == key.casefold()]
+    if same_case:
+        hint = f"did you mean {same_case[0]}? instance names are case-sensitive"
+    else:
+        close = difflib.get_close_matches(key, list(known), n=3)
+        hint = "did you mean " + " or ".join(close) + "?" if close else None
+    raise PlanError(
+        f"{project.runs_shown(runs_path)} points into instance {key}, which no table "
+        "defines and no folder holds", _origin(draft, keys), hint,
+    )
+
+
+def _topological(instances: list[Instance]) -> list[Instance]:
+    """Upstream first; otherwise keep the given order (table order, then row order)."""
+    index = {inst.key: i for i, inst in enumerate(instances)}
+    waiting = [len(inst.depends_on) for inst in instances]
+    users: list[list[int]] = [[] for _ in instances]
+    for i, inst in enumerate(instances):
+        for dep in inst.depends_on:
+            users[index[dep]].append(i)
+    ready = [i for i, n in enumerate(waiting) if n == 0]
+    heapq.heapify(ready)
+    order: list[int] = []
+    while ready:
+        i = heapq.heappop(ready)
+        order.append(i)
+        for user in users[i]:
+            waiting[user] -= 1
+            if waiting[user] == 0:
+                heapq.heappush(ready, user)
+    if len(order) < len(instances):
+        _cycle(instances, index, {instances[i].key for i in set(range(len(instances)))
+                                  - set(order)})
+    return [instances[i] for i in order]
+
+
+def _cycle(instances: list[Instance], index: Mapping[str, int], left: set[str]) -> None:
+    key = min(left, key=index.__getitem__)
+    path: list[str] = []
+    while key not in path:
+        path.append(key)
+        key = next(d for d in instances[index[key]].depends_on if d in left)
+    cycle = [*path[path.index(key):], key]
+    row = instances[index[cycle[0]]].row
+    raise PlanError("dependency cycle: " + " -> ".join(cycle),
+                    _location(row) if row else None,
+                    hint="'a -> b' means a reads from b's folder")
+
+
+# --- run or skip ----------------------------------------------------------------------
+
+
+def decide(instances: Sequence[Instance], project_root: Path, runs_dir: Path, *,
+           force: bool = False, select: Sequence[str] | None = None) -> list[Decision]:
+    """Run or skip each instance (SPEC.md, Skip and rerun), in the given order."""
+    return _decide(instances, _Project(project_root, runs_dir), force, select)
+
+
+def _decide(instances: Sequence[Instance], project: _Project, force: bool,
+            select: Sequence[str] | None) -> list[Decision]:
+    chosen, targets = _select(instances, select)
+    forced = targets if force else set()
+    outputs: dict[str, set[str]] = {}
+    for inst in instances:
+        for path in inst.references:
+            parts = path.split("/")
+            if len(parts) >= 2:
+                outputs.setdefault(f"{parts[0]}/{parts[1]}", set()).add(path)
+    records: dict[str, dict | None] = {}
+    ran: set[str] = set()
+    decisions = []
+    for inst in instances:
+        if inst.key not in chosen:
+            continue
+        record = records[inst.key] = state.read_record(project.runs / inst.run_dir)
+        reasons = _reasons(inst, record, project, inst.key in forced,
+                           sorted(outputs.get(inst.key, ())), records, ran)
+        if reasons:
+            ran.add(inst.key)
+        decisions.append(Decision(inst, bool(reasons), tuple(reasons)))
+    return decisions
+
+
+def _reasons(inst: Instance, record: dict | None, project: _Project, forced: bool,
+             outputs: list[str], records: Mapping[str, dict | None],
+             ran: set[str]) -> list[str]:
+    reasons = ["forced"] if forced else []
+    if record is None:
+        folder = project.runs / inst.run_dir
+        killed = state.is_started(folder) or state.has_record_file(folder)
+        return [*reasons, "last run incomplete" if killed else "new"]
+    if record["status"] == "error":
+        reasons.append("last run failed")
+    checks = (
+        ("config changed", _config_changes(inst.config, record["config"])),
+        ("code changed", _code_changes(inst, record, project)),
+        ("input changed", _input_changes(inst, record, project)),
+        ("missing output", [project.runs_shown(p) for p in outputs
+                            if project.stat(str(project.runs / p)) is None]),
+        ("upstream ran", _upstream_changes(inst, record, records, ran)),
+    )
+    reasons += [f"{label}: {_listed(items)}" for label, items in checks if items]
+    return reasons
+
+
+def _config_changes(config: Mapping[str, Any], saved: Any) -> list[str]:
+    now = state.canonical(config)
+    if _dump(now) == _dump(saved):
+        return []
+    return [f"{key} {_show(old)} -> {_show(new)}"
+            for key, old, new in _diff(state.canonical(saved), now, "")]
+
+
+_UNSET = object()
+
+
+def _diff(old: Any, new: Any, prefix: str) -> Iterable[tuple[str, Any, Any]]:
+    """(dotted key, old, new) for every leaf that differs; an added or removed
+    object shows its leaves."""
+    if old is _UNSET and isinstance(new, dict) and new:
+        old = {}
+    if new is _UNSET and isinstance(old, dict) and old:
+        new = {}
+    if isinstance(old, dict) and isinstance(new, dict):
+        for key in sorted(set(old) | set(new)):
+            yield from _diff(old.get(key, _UNSET), new.get(key, _UNSET), prefix + key + ".")
+    elif old is _UNSET or new is _UNSET or _dump(old) != _dump(new):
+        yield prefix[:-1], old, new
+
+
+def _dump(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
+                      default=str)
+
+
+def _show(value: Any) -> str:
+    """A config value as a reason shows it: compact, strings bare when unambiguous."""
+    if value is _UNSET:
+        return "(unset)"
+    if isinstance(value, str) and value and value == value.strip() and not _JSON_LIKE.match(value):
+        text = value
+    else:
+        text = json.dumps(value, ensure_ascii=False, separators=(", ", ": "), default=str)
+    return text if len(text) <= SHOWN_CHARS else text[: SHOWN_CHARS - 1] + "…"
+
+
+def _listed(items: Sequence[str]) -> str:
+    shown = ", ".join(items[:SHOWN_ITEMS])
+    more = len(items) - SHOWN_ITEMS
+    return f"{shown}, … (+{more} more)" if more > 0 else shown
+
+
+def _code_changes(inst: Instance, record: Mapping[str, Any], project: _Project) -> list[str]:
+    code = record["code"]
+    flows = [inst.flow, *sorted(f for f in code if f != inst.flow)]
+    return [f for f in flows if code.get(f) != project.sha256(f)]
+
+
+def _input_changes(inst: Instance, record: Mapping[str, Any], project: _Project) -> list[str]:
+    saved = record["inputs"]
+    return [p for p in inst.inputs if _input_changed(p, saved.get(p), project)]
+
+
+def _input_changed(path: str, saved: Any, project: _Project) -> bool:
+    info = project.stat(path)
+    if info is None or not isinstance(saved, dict):
+        return True
+    if info.st_size != saved.get("size"):
+        return True
+    if info.st_mtime_ns == saved.get("mtime_ns"):
+        return False
+    return project.sha256(path) != saved.get("sha256")
+
+
+def _upstream_changes(inst: Instance, record: Mapping[str, Any],
+                      records: Mapping[str, dict | None], ran: set[str]) -> list[str]:
+    seen = record["upstream"]
+    changed = []
+    for dep in inst.depends_on:
+        upstream = records.get(dep)
+        if dep in ran or upstream is None or seen.get(dep) != upstream["run_id"]:
+            changed.append(dep)
+    return changed
+
+
+def _select(instances: Sequence[Instance],
+            patterns: Sequence[str] | None) -> tuple[set[str], set[str]]:
+    """(instances to decide, selected instances): the selection and its upstream."""
+    everything = {inst.key for inst in instances}
+    if not patterns:
+        return everything, everything
+    targets: set[str] = set()
+    for pattern in patterns:
+        matched = {inst.key for inst in instances if _matches(inst, pattern)}
+        if not matched:
+            raise UsageError(f"--select {pattern!r} matches no instance",
+                             hint=_select_hint(pattern, instances))
+        targets |= matched
+    by_key = {inst.key: inst for inst in instances}
+    chosen, todo = set(), list(targets)
+    while todo:
+        key = todo.pop()
+        if key not in chosen:
+            chosen.add(key)
+            todo.extend(by_key[key].depends_on)
+    return chosen, targets
+
+
+def _matches(inst: Instance, pattern: str) -> bool:
+    stage_only = pattern.rstrip("/")
+    if "/" not in stage_only:
+        return fnmatchcase(inst.stage, stage_only)
+    return fnmatchcase(inst.key, pattern)
+
+
+def _select_hint(pattern: str, instances: Sequence[Instance]) -> str:
+    names = list(dict.fromkeys([i.stage for i in instances] + [i.key for i in instances]))
+    close = difflib.get_close_matches(pattern, names, n=3)
+    if close:
+        return "did you mean " + " or ".join(close) + "?"
+    return "patterns look like stage/instance, e.g. prep/* or */north"
+
+
+# --- the public plan ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Every decided instance, upstream first, with the folders it was planned for."""
+
+    project_root: Path
+    runs_dir: Path
+    decisions: tuple[Decision, ...]
+
+    @property
+    def to_run(self) -> tuple[Decision, ...]:
+        return tuple(d for d in self.decisions if d.run)
+
+    @property
+    def to_skip(self) -> tuple[Decision, ...]:
+        return tuple(d for d in self.decisions if not d.run)
+
+    @property
+    def instances(self) -> tuple[Instance, ...]:
+        return tuple(d.instance for d in self.decisions)
+
+    @property
+    def stages(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(d.instance.stage for d in self.decisions))
+
+    @property
+    def counts(self) -> dict[str, int]:
+        run = sum(d.run for d in self.decisions)
+        return {"instances": len(self.decisions), "stages": len(self.stages),
+                "run": run, "skip": len(self.decisions) - run}
+
+
+def plan(tables: Any, *, project_root: str | os.PathLike[str] = ".",
+         runs_dir: str | os.PathLike[str] | None = None, stage: str | None = None,
+         force: bool = False, select: Sequence[str] | None = None) -> Plan:
+    """Plan a conduct without running anything: what runs, what is skipped, and why.
+
+    ``tables`` is a table path, a list of them, a pandas DataFrame (name its stage
+    with ``stage``) or already read ``Table`` objects. ``runs_dir`` defaults to
+    ``<project_root>/runs``; relative paths are taken from the current directory.
+    """
+    root = Path(project_root).resolve()
+    runs = Path(runs_dir).resolve() if runs_dir is not None else root / "runs"
+    project = _Project(root, runs)
+    instances = _build(_read(tables, stage), project)
+    decisions = _decide(instances, project, force, select)
+    return Plan(project.root, project.runs, tuple(decisions))
+
+
+def _read(tables: Any, stage: str | None) -> list[Table]:
+    if isinstance(tables, Table):
+        return [tables]
+    if isinstance(tables, (list, tuple)) and tables and all(
+            isinstance(t, Table) for t in tables):
+        return list(tables)
+    from ductaflow.table import read_tables
+
+    return read_tables(tables, stage=stage)
+
+
+def format_plan(plan: Plan) -> list[tuple[str, str, str]]:
+    """``(stage/instance, "run" or "skip", reason)`` per decision, for ``--dry-run``."""
+    return [(d.instance.key, "run" if d.run else "skip", d.reason) for d in plan.decisions]
