@@ -1,0 +1,8 @@
+# %% tags=["parameters"]
+config = {}
+
+# %%
+import os
+
+print("about to die", flush=True)
+os._exit(3)

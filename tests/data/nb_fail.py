@@ -1,0 +1,11 @@
+# %% tags=["parameters"]
+config = {}
+
+# %%
+print("before the failure")
+
+# %%
+raise ValueError("the model diverged")
+
+# %%
+print("never printed")

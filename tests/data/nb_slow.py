@@ -1,0 +1,12 @@
+# %% tags=["parameters"]
+config = {}
+
+# %%
+import time
+
+print("started", flush=True)
+time.sleep(1)
+
+# %%
+time.sleep(60)
+print("never printed")
