@@ -21,8 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn, TextIO
 
-OUTPUT_CAP_BYTES = 50 * 1024 * 1024
-"""Most bytes one run writes to its output file; the terminal keeps everything."""
+from ductaflow.outputs import OUTPUT_CAP_BYTES, footer_line, write_config
 
 CAPTURED_BY_PARENT_ENV = "DUCTAFLOW_CAPTURED_BY_PARENT"
 """Set to ``1`` by a runner that captures the flow's output and writes the footer."""
@@ -79,7 +78,7 @@ def load_cli_config(
     output_dir = Path(args.output_dir) if args.output_dir else Path.cwd()
     output_dir.mkdir(parents=True, exist_ok=True)
     os.chdir(output_dir)
-    _save_config(config, Path(f"{flow}_config.json"))
+    write_config(Path(f"{flow}_config.json"), config)
     if os.environ.get(CAPTURED_BY_PARENT_ENV) != "1":
         _start_capture(Path(f"{flow}_execution_output.txt"), flow, started)
     if unknown:
@@ -135,12 +134,6 @@ def _flow_name() -> str:
     """The running script's stem: ``flows/data_prep.py`` -> ``data_prep``."""
     stem = Path(sys.argv[0]).stem if sys.argv and sys.argv[0] else ""
     return stem if stem and stem != "-c" else "flow"
-
-
-def _save_config(config: dict[str, Any], file: Path) -> None:
-    """Save the config the run used, in the one canonical layout."""
-    text = json.dumps(config, indent=2, sort_keys=True, ensure_ascii=False, default=str)
-    file.write_text(text + "\n", encoding="utf-8")
 
 
 # --------------------------------------------------------------------- capture
@@ -304,14 +297,7 @@ def _stop_capture(footer: bool = False) -> None:
     sys.stdout, sys.stderr = state.stdout, state.stderr
     sys.excepthook, sys.exit = state.excepthook, state.exit
     seconds = time.perf_counter() - state.started
-    state.sink.close(footer_line(state.flow, seconds, state.error) if footer else "")
-
-
-def footer_line(flow: str, seconds: float, error: str = "") -> str:
-    """The line every output file ends with; users grep for it across runs."""
-    if error:
-        return f"❌ Failed {flow} | Time: {seconds:.2f}s | {error}"
-    return f"✅ Completed {flow} | Time: {seconds:.2f}s"
+    state.sink.close(footer_line(state.flow, seconds, state.error or None) if footer else "")
 
 
 def describe_exception(exc_type: type[BaseException], exc: BaseException | None) -> str:
