@@ -69,6 +69,11 @@ def _add_conduct(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--mode", choices=("notebook", "script"), default="notebook")
     p.add_argument("--html", action=argparse.BooleanOptionalAction, default=False,
                    help="export each executed notebook to HTML")
+    p.add_argument("--executor", choices=("local", "dask"), default="local",
+                   help="where instances run (dask: a cluster, see --scheduler)")
+    p.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                   help="Dask scheduler address, e.g. tcp://host:8786 (default: a local "
+                        "cluster of --jobs workers)")
     p.set_defaults(handler=_conduct)
 
 

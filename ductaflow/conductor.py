@@ -52,11 +52,15 @@ def conduct(
     mode: str = "notebook",
     export_html: bool = False,
     executor: Any = "local",
+    scheduler: str | None = None,
     on_event: EventHandler | None = None,
 ) -> list[RunResult]:
     """Run every instance of the scenario tables that is not up to date.
 
     ``tables`` is a path, a list of paths, or a pandas DataFrame (with ``stage``).
+    ``executor`` is ``"local"`` (worker processes here), ``"dask"`` (a cluster at
+    ``scheduler``, or a ``LocalCluster`` of ``jobs`` workers), a ready
+    ``distributed.Client``, or any object with the executor interface.
     Returns one ``RunResult`` per planned instance, in plan order.
     """
     notify = on_event or (lambda kind, payload: None)
@@ -73,19 +77,30 @@ def conduct(
         notify("plan", current)
         options = ExecOptions(current.project_root, current.runs_dir, mode, timeout,
                               export_html)
-        run = _Run(current, options, _make_executor(executor, options, jobs), fail_fast,
-                   notify)
-        return run.go()
+        runner = _make_executor(executor, options, jobs, scheduler)
+        try:
+            return _Run(current, options, runner, fail_fast, notify).go()
+        finally:
+            close = getattr(runner, "close", None)
+            if close is not None:
+                close()
 
 
-def _make_executor(executor: Any, options: ExecOptions, jobs: int | None) -> Any:
+def _make_executor(executor: Any, options: ExecOptions, jobs: int | None,
+                   scheduler: str | None) -> Any:
+    """The executor named, built for this conduct; Dask only imported when asked for."""
     jobs = jobs or os.cpu_count() or 1
     if executor == "local":
         from ductaflow.executors import LocalExecutor
 
         return LocalExecutor(options, jobs)
+    if executor == "dask" or type(executor).__name__ == "Client":
+        from ductaflow.dask_executor import DaskExecutor
+
+        client = None if executor == "dask" else executor
+        return DaskExecutor(options, jobs, scheduler=scheduler, client=client)
     if isinstance(executor, str):
-        raise UsageError(f"unknown executor {executor!r}: use local")
+        raise UsageError(f"unknown executor {executor!r}: use local or dask")
     return executor
 
 

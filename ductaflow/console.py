@@ -31,7 +31,8 @@ def conduct_from_cli(args: argparse.Namespace) -> int:
             tables, project_root=args.project_root, runs_dir=args.runs_dir, jobs=args.jobs,
             force=args.force, select=args.select, fail_fast=args.fail_fast,
             wait=not args.no_wait, timeout=args.timeout, mode=args.mode,
-            export_html=args.html, on_event=view.on_event)
+            export_html=args.html, executor=args.executor, scheduler=args.scheduler,
+            on_event=view.on_event)
     except ConductInterrupted as exc:
         view.close()
         view.summary(exc.results)
