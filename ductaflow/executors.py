@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
 from typing import Any, Protocol
 
+from ductaflow import procs
 from ductaflow.execute import ExecOptions, execute_instance
 from ductaflow.model import Action, Instance, RunResult, Status
 
@@ -68,7 +69,7 @@ class LocalExecutor:
         lifeline_r, lifeline_w = self._ctx.Pipe(duplex=False)
         process = self._ctx.Process(
             target=_worker_main, name=f"ductaflow {instance.key}",
-            args=(results_w, lifeline_r, instance, reason, self.options))
+            args=(results_w, lifeline_r, instance, reason, self.options, dict(os.environ)))
         process.start()
         results_w.close()
         lifeline_r.close()
@@ -137,9 +138,15 @@ def _context(mode: str) -> Any:
 
 
 def _worker_main(results: Connection, lifeline: Connection, instance: Instance, reason: str,
-                 options: ExecOptions) -> None:
-    """Inside the worker: run, send the result; die with the conductor."""
+                 options: ExecOptions, environ: dict[str, str]) -> None:
+    """Inside the worker: run, send the result; die with the conductor.
+
+    The environment is the conductor's at submit time, not the fork server's at its
+    start: a flow sees the variables its conductor had.
+    """
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the conductor decides about Ctrl-C
+    os.environ.clear()
+    os.environ.update(environ)
     _silence_terminal()
     threading.Thread(target=_die_with_conductor, args=(lifeline,), daemon=True).start()
     try:
@@ -155,6 +162,7 @@ def _die_with_conductor(lifeline: Connection) -> None:
         lifeline.recv()
     except (EOFError, OSError):
         pass
+    procs.kill_all()
     os._exit(70)
 
 

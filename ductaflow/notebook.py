@@ -21,6 +21,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from ductaflow import procs
 from ductaflow.errors import FlowError, FlowTimeoutError, KernelDiedError, UsageError
 from ductaflow.outputs import (
     OutputWriter,
@@ -247,6 +248,15 @@ def _kernel_manager_class(socket_dir: str | None, kernel_log: Path) -> type:
                 await super().start_kernel(**kw)
             finally:
                 sink.close()
+            self._process = getattr(self.provisioner, "process", None)
+            if self._process is not None:
+                procs.register(self._process)
+
+        async def shutdown_kernel(self, now: bool = False, restart: bool = False) -> None:
+            try:
+                await super().shutdown_kernel(now=now, restart=restart)
+            finally:
+                procs.unregister(getattr(self, "_process", None))
 
     return QuietKernelManager
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import runpy
-import signal
 import subprocess
 import sys
 import threading
@@ -21,6 +20,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from ductaflow import procs
 from ductaflow.errors import FlowError, FlowTimeoutError, KernelDiedError
 from ductaflow.outputs import (
     OutputWriter,
@@ -60,7 +60,11 @@ def run_script(
         proc = subprocess.Popen(command, cwd=project_root, env=env, stdout=subprocess.PIPE,
                                 stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                 **_new_group())
-        last = _pump(proc, writer, timeout)
+        procs.register(proc)
+        try:
+            last = _pump(proc, writer, timeout)
+        finally:
+            procs.unregister(proc)
         return _conclude(proc, writer, last, stem, timeout, time.monotonic() - started)
 
 
@@ -96,13 +100,7 @@ def _pump(proc: subprocess.Popen, writer: OutputWriter, timeout: float | None) -
 def _stop(proc: subprocess.Popen) -> None:
     """Stop the flow's whole process group (it may have started its own children)."""
     proc.timed_out = True  # type: ignore[attr-defined]
-    try:
-        if os.name == "posix":
-            os.killpg(proc.pid, signal.SIGKILL)
-        else:
-            proc.kill()
-    except (ProcessLookupError, PermissionError, OSError):
-        pass
+    procs.kill_tree(proc)
 
 
 def _conclude(proc: subprocess.Popen, writer: OutputWriter, last: list[str], stem: str,
@@ -136,6 +134,7 @@ def _run_as_main(argv: list[str]) -> int:
     ``sys.exit()``, ``sys.exit(0)`` and ``raise SystemExit`` end a flow early without
     error; any other exit code or an exception is a failure (SPEC.md, Status).
     """
+    procs.watch_parent()
     flow = Path(argv[0])
     sys.argv = [str(flow), *argv[1:]]
     sys.path.insert(0, str(flow.parent))

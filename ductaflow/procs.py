@@ -1,0 +1,64 @@
+"""Processes an instance started (its kernel, its script), so none outlives its worker.
+
+Kernels and script flows run in sessions of their own (so a timeout can stop their
+whole group), which also means signals to the conductor's group do not reach them.
+The worker registers them here and kills them when its conductor dies; script flows
+also watch their parent themselves (``watch_parent``), for when the worker is killed
+outright.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+from typing import Any
+
+_LIVE: dict[int, Any] = {}
+_LOCK = threading.Lock()
+
+
+def register(process: Any) -> None:
+    with _LOCK:
+        _LIVE[process.pid] = process
+
+
+def unregister(process: Any) -> None:
+    with _LOCK:
+        _LIVE.pop(getattr(process, "pid", None), None)
+
+
+def kill_all() -> None:
+    """Kill every registered process and its group, now."""
+    with _LOCK:
+        processes = list(_LIVE.values())
+    for process in processes:
+        kill_tree(process)
+
+
+def kill_tree(process: Any) -> None:
+    try:
+        if os.name == "posix":
+            os.killpg(process.pid, signal.SIGKILL)
+        else:
+            process.kill()
+    except (ProcessLookupError, PermissionError, OSError):
+        try:
+            process.kill()
+        except (ProcessLookupError, PermissionError, OSError):
+            pass
+
+
+def watch_parent(interval: float = 0.2) -> None:
+    """Exit this process as soon as its parent is gone (POSIX: it gets re-parented)."""
+    if os.name != "posix":
+        return
+    parent = os.getppid()
+
+    def poll() -> None:
+        while True:
+            threading.Event().wait(interval)
+            if os.getppid() != parent:
+                os._exit(70)
+
+    threading.Thread(target=poll, daemon=True, name="ductaflow-watch-parent").start()
