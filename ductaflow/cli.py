@@ -47,6 +47,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_run(sub)
     _add_debug(sub)
     _add_status(sub)
+    _add_init(sub)
+    _add_new(sub)
     return parser
 
 
@@ -103,6 +105,40 @@ def _add_status(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("status", help="show the status of every instance on disk")
     p.add_argument("runs_dir", nargs="?", default="runs", metavar="RUNS_DIR")
     p.set_defaults(handler=_status)
+
+
+def _add_init(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("init", help="start a new project: flows/, builds/, config/, scenarios/")
+    p.add_argument("dir", nargs="?", default=".", metavar="DIR")
+    p.set_defaults(handler=_init)
+
+
+def _add_new(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("new", help="a new flow or build with the standard header and config")
+    p.add_argument("kind", choices=("flow", "build"))
+    p.add_argument("name", metavar="NAME")
+    p.add_argument("--project-root", default=".", metavar="DIR")
+    p.set_defaults(handler=_new)
+
+
+def _init(args: argparse.Namespace) -> int:
+    from ductaflow.scaffold import init
+
+    target = Path(args.dir)
+    for path in init(target):
+        print(f"created {os.path.relpath(path)}")
+    table = os.path.relpath(target / "scenarios" / "scenarios.xlsx")
+    where = "" if target.resolve() == Path.cwd().resolve() else f"cd {args.dir} && "
+    print(f"next: {where}ductaflow conduct {os.path.relpath(table, target)}")
+    return 0
+
+
+def _new(args: argparse.Namespace) -> int:
+    from ductaflow.scaffold import new
+
+    for path in new(args.kind, args.name, Path(args.project_root)):
+        print(f"created {os.path.relpath(path)}")
+    return 0
 
 
 def _positive_int(text: str) -> int:

@@ -61,8 +61,12 @@ def _plan_headline(the_plan: Any) -> str:
     stages = len({d.instance.stage for d in decisions})
     where = os.path.relpath(the_plan.runs_dir) if _same_drive(the_plan.runs_dir) else \
         str(the_plan.runs_dir)
-    return (f"plan  {len(decisions)} instances in {stages} stages: {to_run} to run, "
-            f"{len(decisions) - to_run} up to date   ({where}/)")
+    return (f"plan  {_count(len(decisions), 'instance')} in {_count(stages, 'stage')}: "
+            f"{to_run} to run, {len(decisions) - to_run} up to date   ({where}/)")
+
+
+def _count(n: int, word: str) -> str:
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
 
 
 def _decision_line(decision: Decision) -> str:
@@ -79,6 +83,7 @@ class ConductView:
         self.progress = None
         self.task = None
         self.running: dict[str, float] = {}
+        self.runs_dir: Path | None = None
         self.started = time.monotonic()
 
     def on_event(self, kind: str, payload: Any) -> None:
@@ -88,6 +93,7 @@ class ConductView:
         self.console.print(f"waiting for another conduct to finish ({lock_path.parent})")
 
     def _on_plan(self, the_plan: Any) -> None:
+        self.runs_dir = the_plan.runs_dir
         self.console.print(_plan_headline(the_plan), highlight=False)
         to_run = [d for d in the_plan.decisions if d.run]
         for decision in to_run:
@@ -139,6 +145,13 @@ class ConductView:
         self.progress.update(self.task, description="running " + " · ".join(parts)
                              if parts else "")
 
+    def _folder(self, result: RunResult) -> Path:
+        return (self.runs_dir or Path("runs")) / result.run_dir
+
+    def _output(self, result: RunResult) -> Path:
+        stem = result.flow.rsplit("/", 1)[-1].rsplit(".", 1)[0]
+        return self._folder(result) / f"{stem}_execution_output.txt"
+
     def close(self) -> None:
         if self.progress is not None:
             self.progress.stop()
@@ -153,19 +166,20 @@ class ConductView:
             f"failed {actions[Action.FAILED]} · blocked {actions[Action.BLOCKED]}   "
             f"green {lights['success']} · orange {lights['warning']} · red {lights['error']}"
             f"   {time.monotonic() - self.started:.1f}s", highlight=False)
-        if results:
-            self.console.print("report   " + _report_hint(results), highlight=False)
+        if self.runs_dir is not None:
+            report = self.runs_dir / "conductor_status_report.html"
+            self.console.print(f"report   {_display_path(report)}", highlight=False)
         for result in results:
             if result.action is Action.FAILED:
                 self.console.print(
-                    f"failed   {result.key}: {_escape(result.error)} -- see "
-                    f"{result.run_dir}/ (output file, notebook; "
-                    f"'ductaflow debug <runs>/{result.run_dir}' to step through)",
+                    f"failed   {result.key}: {_escape(result.error)}\n"
+                    f"         output: {_display_path(self._output(result))}\n"
+                    f"         debug:  ductaflow debug {_display_path(self._folder(result))}",
                     highlight=False)
 
 
-def _report_hint(results: list[RunResult]) -> str:
-    return "runs folder: conductor_status_report.html, conductor_results.csv"
+def _display_path(path: Path) -> str:
+    return os.path.relpath(path) if _same_drive(path) else str(path)
 
 
 def status_from_cli(runs_dir: Path) -> int:
