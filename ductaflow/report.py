@@ -1,71 +1,465 @@
-"""The HTML status report: traffic lights per instance, links, and what went wrong.
+"""The HTML status report: traffic lights per instance, links, a timeline, provenance.
 
 Rendered by a jinja2 template shipped in the package, with autoescape on and strict
-undefined, so table content can never inject script into the page. Pure: builds the
-page's data from results and files on disk, returns a string.
+undefined, so table content can never inject script into the page; a Content Security
+Policy allows only the page's own small script (which remembers what a user expanded
+across refreshes) as a second line of defence. One self-contained file: no network,
+works from ``file://``. Links are relative to the runs folder, where it is written.
+
+Building the page's data reads only small things on disk: records, build manifests,
+the last lines of red and orange output.
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import os
+import re
 from collections import Counter
-from collections.abc import Sequence
-from datetime import datetime, timezone
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime, timedelta, timezone
+from importlib import resources
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
-from ductaflow.model import RunResult
-from ductaflow.status import is_warning_line
+from ductaflow import state
+from ductaflow.model import Action, Decision, RunResult, Status
+from ductaflow.status import is_warning_line, output_files, own_outputs, scan_output, worst
 
 TAIL_LINES = 15
+CHILD_TAIL_LINES = 8
+TAIL_BYTES = 64 * 1024
 REFRESH_S = 5
+LIGHT_LABELS = {"success": "green", "warning": "orange", "error": "red", "none": "not run",
+                "running": "running", "waiting": "waiting"}
+LIGHT_ORDER = ("success", "warning", "error", "none", "running", "waiting")
+ACTION_ORDER = ("ran", "skipped", "failed", "blocked")
+_ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+_TICKS_S = (1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 21600,
+            43200, 86400)
+LANE_PX = 20
+AXIS_PX = 22
 
 
-def generate_status_report(results: Sequence[RunResult], runs_dir: str | os.PathLike, *,
-                           running: bool = False, elapsed_s: float | None = None) -> str:
-    """The report's HTML for ``results`` (what ``conduct`` returns); links are relative
-    to ``runs_dir``, where the caller is expected to write it."""
+def generate_status_report(
+    results: Sequence[RunResult], runs_dir: str | os.PathLike, *, running: bool = False,
+    elapsed_s: float | None = None, running_now: Mapping[str, str] | None = None,
+    decisions: Sequence[Decision] | None = None, stale: Sequence[RunResult] = (),
+    now: datetime | None = None, note: str = "",
+) -> str:
+    """The report's HTML for ``results`` (what ``conduct`` returns).
+
+    Links are relative to ``runs_dir``, where the caller is expected to write it.
+    While a conduct runs: ``running_now`` maps the keys of running instances to their
+    ISO start time, ``decisions`` (the plan) adds the instances still waiting. ``stale``
+    lists instances on disk that the last conduct did not name.
+    """
+    context = report_context(results, runs_dir, running=running, elapsed_s=elapsed_s,
+                             running_now=running_now, decisions=decisions, stale=stale,
+                             now=now, note=note)
+    return render(context)
+
+
+def render(context: Mapping[str, Any]) -> str:
+    script = _asset("report.js")
+    digest = base64.b64encode(hashlib.sha256(script.encode("utf-8")).digest()).decode()
+    env = _environment()
+    import markupsafe
+
+    return env.get_template("report.html.j2").render(
+        **context, script=markupsafe.Markup(script), script_hash=f"sha256-{digest}")
+
+
+def report_context(
+    results: Sequence[RunResult], runs_dir: str | os.PathLike, *, running: bool = False,
+    elapsed_s: float | None = None, running_now: Mapping[str, str] | None = None,
+    decisions: Sequence[Decision] | None = None, stale: Sequence[RunResult] = (),
+    now: datetime | None = None, note: str = "",
+) -> dict[str, Any]:
+    """Everything the template shows, as plain values."""
     runs = Path(runs_dir)
-    rows = [_row(result, runs) for result in results]
-    stages: dict[str, list[dict]] = {}
-    for row in rows:
-        stages.setdefault(row["stage"], []).append(row)
-    context = {
-        "stages": stages,
-        "lights": Counter(row["light"] for row in rows),
-        "actions": Counter(row["action"] for row in rows),
+    now = now or datetime.now(timezone.utc)
+    running_now = dict(running_now or {})
+    rows = _rows(results, runs, running_now, decisions or (), now)
+    stale_rows = [_result_row(r, runs) for r in stale]
+    if elapsed_s is None:
+        elapsed_s = _span_s(results)
+    return {
+        "runs_dir": str(runs.absolute()),
+        "stages": _by_stage(rows),
+        "stale": _by_stage(stale_rows),
+        "lights": _count(rows, "light", LIGHT_ORDER),
+        "light_labels": LIGHT_LABELS,
+        "actions": _count(rows, "action", ACTION_ORDER),
         "total": len(rows),
         "running": running,
         "refresh_s": REFRESH_S,
-        "elapsed": f"{elapsed_s:.1f} s" if elapsed_s is not None else "",
-        "generated": datetime.now(timezone.utc).astimezone().strftime("%Y-%m-%d %H:%M:%S"),
+        "elapsed": _clock(elapsed_s) if elapsed_s is not None else "",
+        "remaining": _remaining(rows, running) if running else "",
+        "generated": _local(now).strftime("%Y-%m-%d %H:%M:%S %Z").strip(),
+        "timeline": timeline(rows, now),
+        "note": note,
     }
-    return _environment().get_template("report.html.j2").render(**context)
 
 
-def _row(result: RunResult, runs: Path) -> dict[str, Any]:
-    folder = runs / result.run_dir
-    stem = result.flow.rsplit("/", 1)[-1].rsplit(".", 1)[0]
+# --- rows ------------------------------------------------------------------------------
+
+
+def _rows(results: Sequence[RunResult], runs: Path, running_now: Mapping[str, str],
+          decisions: Sequence[Decision], now: datetime) -> list[dict[str, Any]]:
+    """One row per instance: finished ones from results, the rest from the plan."""
+    done = {r.key: r for r in results}
+    rows = []
+    for decision in decisions:
+        key = decision.instance.key
+        if key in done:
+            rows.append(_result_row(done.pop(key), runs))
+        elif key in running_now:
+            rows.append(_running_row(decision, running_now[key], runs, now))
+        elif decision.run:
+            rows.append(_waiting_row(decision, runs))
+    rows += [_result_row(r, runs) for r in results if r.key in done]
+    _expect_durations(rows)
+    return rows
+
+
+def _base_row(stage: str, instance: str, flow: str) -> dict[str, Any]:
+    key = f"{stage}/{instance}"
+    return {"key": key, "id": "i-" + hashlib.sha1(key.encode("utf-8")).hexdigest()[:12],
+            "stage": stage, "instance": instance, "flow": flow, "reason": "", "error": "",
+            "duration": "", "duration_s": None, "links": [], "tail": [], "children": [],
+            "provenance": [], "open": False, "start": None, "end": None, "expected": None}
+
+
+def _result_row(result: RunResult, runs: Path) -> dict[str, Any]:
+    row = _base_row(result.stage, result.instance, result.flow)
     light = result.status.value if result.status else "none"
+    row.update(light=light, action=result.action.value, reason=result.reason,
+               error=result.error, duration_s=result.duration_s,
+               duration=_clock(result.duration_s) if result.action is not Action.BLOCKED else "")
+    if result.action in (Action.RAN, Action.FAILED):
+        row.update(start=_parse(result.started_at), end=_parse(result.ended_at))
+    if result.action is Action.BLOCKED:
+        return row
+    folder = runs / result.run_dir
+    stem = _stem(result.flow)
+    row["links"] = _links(folder, stem, runs)
+    if light in ("error", "warning"):
+        row["tail"] = _tail(folder / f"{stem}_execution_output.txt", TAIL_LINES)
+        row["open"] = True
+    record = state.read_record(folder) or {}
+    row["provenance"] = _provenance(record)
+    row["children"] = _children(folder, record, runs)
+    return row
+
+
+def _running_row(decision: Decision, started_at: str, runs: Path,
+                 now: datetime) -> dict[str, Any]:
+    instance = decision.instance
+    row = _base_row(instance.stage, instance.name, instance.flow)
+    start = _parse(started_at)
+    seconds = (now - start).total_seconds() if start else None
+    output = runs / instance.run_dir / f"{instance.flow_stem}_execution_output.txt"
+    row.update(light="running", action="running", reason=decision.reason, start=start,
+               duration_s=seconds, duration=_clock(seconds) if seconds is not None else "",
+               links=_existing([("output", output)], runs))
+    return row
+
+
+def _waiting_row(decision: Decision, runs: Path) -> dict[str, Any]:
+    instance = decision.instance
+    row = _base_row(instance.stage, instance.name, instance.flow)
+    previous = state.read_record(runs / instance.run_dir) or {}
+    row.update(light="waiting", action="waiting", reason=decision.reason,
+               previous_s=previous.get("duration_s"))
+    return row
+
+
+def _by_stage(rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    stages: dict[str, list[dict[str, Any]]] = {}
+    for row in rows:
+        stages.setdefault(row["stage"], []).append(row)
+    return [{"name": name, "rows": members, "lights": _count(members, "light", LIGHT_ORDER)}
+            for name, members in stages.items()]
+
+
+def _count(rows: Sequence[dict[str, Any]], field: str, order: Sequence[str]) -> dict[str, int]:
+    counts = Counter(row[field] for row in rows)
+    return {name: counts.get(name, 0) for name in order}
+
+
+# --- files on disk -----------------------------------------------------------------------
+
+
+def _stem(flow: str) -> str:
+    return flow.rsplit("/", 1)[-1].rsplit(".", 1)[0]
+
+
+def _links(folder: Path, stem: str, runs: Path) -> list[dict[str, str]]:
+    """Notebook (HTML when exported, else .ipynb), output file and saved config."""
+    notebook = folder / f"{stem}.html"
+    if not notebook.is_file():
+        notebook = folder / f"{stem}.ipynb"
+    return _existing([("notebook", notebook), ("output", folder / f"{stem}_execution_output.txt"),
+                      ("config", folder / f"{stem}_config.json")], runs)
+
+
+def _existing(files: Iterable[tuple[str, Path]], runs: Path) -> list[dict[str, str]]:
     links = []
-    for label, name in (("notebook", f"{stem}.html"), ("notebook", f"{stem}.ipynb"),
-                        ("output", f"{stem}_execution_output.txt"),
-                        ("config", f"{stem}_config.json")):
-        if (folder / name).is_file() and not any(lbl == label for lbl, _ in links):
-            links.append((label, f"{result.run_dir}/{name}"))
-    tail = _tail(folder / f"{stem}_execution_output.txt") if light in ("error", "warning") else []
-    return {"stage": result.stage, "instance": result.instance, "action": result.action.value,
-            "light": light, "reason": result.reason, "error": result.error,
-            "duration": f"{result.duration_s:.1f} s", "links": links, "tail": tail}
+    for label, path in files:
+        if path.is_file():
+            href = quote(Path(os.path.relpath(path, runs)).as_posix(), safe="/")
+            links.append({"label": label, "href": href})
+    return links
 
 
-def _tail(path: Path) -> list[dict[str, Any]]:
+def _tail(path: Path, count: int) -> list[dict[str, Any]]:
+    """The last lines of an output file, read from its end only."""
     try:
-        with open(path, encoding="utf-8", errors="replace") as handle:
-            lines = handle.read()[-20000:].splitlines()[-TAIL_LINES:]
+        with open(path, "rb") as handle:
+            size = handle.seek(0, os.SEEK_END)
+            handle.seek(max(0, size - TAIL_BYTES))
+            data = handle.read()
     except OSError:
         return []
+    lines = data.decode("utf-8", errors="replace").splitlines()
+    if size > TAIL_BYTES:
+        lines = lines[1:]  # the first one is cut
+    lines = [_ANSI.sub("", line) for line in lines[-count:]]
     return [{"text": line, "warn": is_warning_line(line)} for line in lines]
+
+
+def _children(folder: Path, record: Mapping[str, Any], runs: Path) -> list[dict[str, Any]]:
+    """The flows a build ran, each with its own light and links."""
+    entries = state.read_flows_manifest(folder)
+    if not entries and isinstance(record.get("flows"), list):
+        entries = [e for e in record["flows"] if isinstance(e, dict)
+                   and isinstance(e.get("flow"), str)]
+    if not entries:
+        entries = _children_on_disk(folder)
+    return [child for entry in entries if (child := _child(folder, entry, runs))]
+
+
+def _children_on_disk(folder: Path) -> list[dict[str, Any]]:
+    """A build without a manifest: every sub-folder holding an output file."""
+    own = set(own_outputs(folder))
+    found = []
+    for output in output_files(folder):
+        if output not in own:
+            stem = output.name[: -len("_execution_output.txt")]
+            found.append({"flow": stem, "execution_dir": output.parent.relative_to(folder)
+                          .as_posix(), "output_file": output.relative_to(folder).as_posix()})
+    return found
+
+
+def _child(folder: Path, entry: Mapping[str, Any], runs: Path) -> dict[str, Any] | None:
+    where = str(entry.get("execution_dir") or ".")
+    child_dir = folder / where
+    try:
+        inside = child_dir.resolve().is_relative_to(runs.resolve())
+    except (OSError, ValueError):
+        inside = False
+    flow = str(entry["flow"])
+    stem = _stem(flow)
+    output = child_dir / f"{stem}_execution_output.txt"
+    statuses = [scan_output(output)] if inside and output.is_file() else []
+    if entry.get("status") in state.STATUSES:
+        statuses.append(Status(entry["status"]))
+    light = worst(statuses).value if statuses else "none"
+    return {"name": where, "flow": flow, "light": light,
+            "links": _links(child_dir, stem, runs) if inside else [],
+            "tail": _tail(output, CHILD_TAIL_LINES)
+            if inside and light in ("error", "warning") else []}
+
+
+def _provenance(record: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """What produced the instance's outputs, as label/value pairs to show."""
+    if not record:
+        return []
+    items = []
+    start, end = _parse(str(record.get("started_at", ""))), _parse(str(record.get("ended_at", "")))
+    if start:
+        ended = f" – {_local(end).strftime('%H:%M:%S')}" if end else ""
+        items.append(("ran", f"{_local(start).strftime('%Y-%m-%d %H:%M:%S')}{ended}"))
+    found = record.get("provenance")
+    found = found if isinstance(found, Mapping) else {}
+    if found.get("host"):
+        items.append(("host", _text(found["host"])))
+    python = " ".join(_text(found[k]) for k in ("python", "platform") if found.get(k))
+    if python:
+        items.append(("python", python))
+    git = found.get("git")
+    if isinstance(git, Mapping) and git.get("commit") is not None:
+        items.append(("git", _git_text(git)))
+    packages = found.get("packages")
+    if isinstance(packages, Mapping) and packages:
+        items.append(("packages", " · ".join(f"{_text(k)} {_text(v)}"
+                                             for k, v in packages.items())))
+    items.append(("run id", _text(record.get("run_id", ""))))
+    return items
+
+
+def _git_text(git: Mapping[str, Any]) -> str:
+    commit = _text(git.get("commit")) or "no commit yet"
+    words = [_text(git["branch"])] if git.get("branch") else []
+    words.append("uncommitted changes" if git.get("dirty") else "clean")
+    return f"{commit[:12]} ({', '.join(words)})"
+
+
+def _text(value: Any, limit: int = 200) -> str:
+    text = str(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+# --- times -----------------------------------------------------------------------------------
+
+
+def _parse(text: str) -> datetime | None:
+    if not text:
+        return None
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+
+
+def _local(moment: datetime) -> datetime:
+    return moment.astimezone()
+
+
+def _clock(seconds: float | None) -> str:
+    """``4.2 s`` under a minute, else ``1:05`` or ``1:02:03``."""
+    if seconds is None:
+        return ""
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    whole = int(round(seconds))
+    hours, rest = divmod(whole, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
+
+
+def _span_s(results: Sequence[RunResult]) -> float | None:
+    """First start to last end of the instances that ran, for a report rebuilt from disk."""
+    starts = [t for r in results if r.action in (Action.RAN, Action.FAILED)
+              if (t := _parse(r.started_at))]
+    ends = [t for r in results if r.action in (Action.RAN, Action.FAILED)
+            if (t := _parse(r.ended_at))]
+    if not starts or not ends:
+        return None
+    return max(0.0, (max(ends) - min(starts)).total_seconds())
+
+
+def _expect_durations(rows: list[dict[str, Any]]) -> None:
+    """How long each running or waiting instance will likely take: the mean of its
+    stage in this conduct, else its own last run, else the mean of all."""
+    ran = [r for r in rows if r["action"] in ("ran", "failed") and r["duration_s"] is not None]
+    by_stage: dict[str, list[float]] = {}
+    for row in ran:
+        by_stage.setdefault(row["stage"], []).append(row["duration_s"])
+    overall = sum(r["duration_s"] for r in ran) / len(ran) if ran else None
+    for row in rows:
+        if row["action"] not in ("running", "waiting"):
+            continue
+        stage = by_stage.get(row["stage"])
+        previous = row.get("previous_s")
+        if stage:
+            row["expected"] = sum(stage) / len(stage)
+        elif isinstance(previous, (int, float)):
+            row["expected"] = float(previous)
+        else:
+            row["expected"] = overall
+
+
+def _remaining(rows: Sequence[dict[str, Any]], running: bool) -> str:
+    """A rough time left: the work expected, spread over the instances running now."""
+    busy = [r for r in rows if r["action"] == "running"]
+    waiting = [r for r in rows if r["action"] == "waiting"]
+    if not running or not (busy or waiting):
+        return ""
+    if any(r["expected"] is None for r in busy + waiting):
+        return "unknown"
+    work = sum(r["expected"] for r in waiting)
+    work += sum(max(r["expected"] - (r["duration_s"] or 0.0), 0.0) for r in busy)
+    return "about " + _clock(work / max(1, len(busy)))
+
+
+# --- timeline ----------------------------------------------------------------------------------
+
+
+def timeline(rows: Sequence[dict[str, Any]], now: datetime) -> dict[str, Any] | None:
+    """Bars of the instances that ran (or run), packed into as few lanes as overlap needs.
+
+    Positions are percentages of the width, so the inline SVG scales with the page
+    and its text does not stretch. None when nothing ran.
+    """
+    spans = []
+    for row in rows:
+        start = row["start"]
+        if start is None:
+            continue
+        end = row["end"] or (now if row["light"] == "running" else None)
+        if end is None and row["duration_s"] is not None:
+            end = start + timedelta(seconds=row["duration_s"])
+        spans.append((start, max(end or start, start), row))
+    if not spans:
+        return None
+    spans.sort(key=lambda s: (s[0], s[1]))
+    t0 = spans[0][0]
+    total = max(1.0, max((s[1] - t0).total_seconds() for s in spans))
+    lanes: list[datetime] = []
+    bars = []
+    for start, end, row in spans:
+        lane = next((i for i, free in enumerate(lanes) if free <= start), len(lanes))
+        if lane == len(lanes):
+            lanes.append(end)
+        lanes[lane] = end
+        bars.append(_bar(start, end, row, lane, t0, total))
+    return {"bars": bars, "lanes": len(lanes), "ticks": _ticks(total),
+            "height": len(lanes) * LANE_PX + AXIS_PX, "axis_y": len(lanes) * LANE_PX + 15,
+            "span": _clock(total)}
+
+
+def _bar(start: datetime, end: datetime, row: dict[str, Any], lane: int, t0: datetime,
+         total: float) -> dict[str, Any]:
+    offset = (start - t0).total_seconds()
+    seconds = (end - start).total_seconds()
+    x = 0.5 + 99 * offset / total
+    width = max(99 * seconds / total, 0.25)
+    status = LIGHT_LABELS.get(row["light"], row["light"])
+    return {"x": f"{x:.3f}", "w": f"{min(width, 99.5 - x):.3f}", "y": lane * LANE_PX + 2,
+            "light": row["light"], "label": row["key"], "href": "#" + row["id"],
+            "title": f"{row['key']}: {status}, {_clock(seconds)} "
+                     f"(from +{_clock(offset)})"}
+
+
+def _ticks(total: float) -> list[dict[str, str]]:
+    step = next((s for s in _TICKS_S if total / s <= 8), _TICKS_S[-1])
+    ticks = []
+    value = 0
+    while value <= total:
+        ticks.append({"x": f"{0.5 + 99 * value / total:.3f}",
+                      "label": "0" if value == 0 else _tick_label(value)})
+        value += step
+    return ticks
+
+
+def _tick_label(seconds: int) -> str:
+    if seconds < 60:
+        return f"{seconds} s"
+    hours, rest = divmod(seconds, 3600)
+    minutes = rest // 60
+    return f"{hours} h {minutes:02d}" if hours else f"{minutes} min"
+
+
+# --- rendering ------------------------------------------------------------------------------
+
+
+def _asset(name: str) -> str:
+    return resources.files("ductaflow").joinpath("templates", name).read_text(encoding="utf-8")
 
 
 def _environment() -> Any:
@@ -73,4 +467,5 @@ def _environment() -> Any:
 
     return jinja2.Environment(
         loader=jinja2.PackageLoader("ductaflow", "templates"),
-        autoescape=True, undefined=jinja2.StrictUndefined)
+        autoescape=True, undefined=jinja2.StrictUndefined, trim_blocks=True,
+        lstrip_blocks=True)

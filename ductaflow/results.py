@@ -1,39 +1,58 @@
-"""The files a conduct keeps current in the runs folder: results CSV and HTML report.
+"""The files a conduct keeps in the runs folder: results CSV, HTML report, results workbook.
 
-Both are rewritten atomically after every instance, so a reader never sees half a
-file and a killed conductor leaves the previous version intact.
+The CSV and the HTML report are the live ones, rewritten atomically after every
+instance, so a reader never sees half a file and a killed conductor leaves the
+previous version intact. ``conductor_results.xlsx`` (the scenario rows as the user
+wrote them, with the lights) is written once, when the conduct has finished: saving
+a workbook of a big table after every instance would slow the conduct down.
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
+import json
 import os
+import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from ductaflow import state
-from ductaflow.model import RunResult
+from ductaflow.model import Instance, RunResult
 
 RESULTS_CSV = "conductor_results.csv"
+RESULTS_XLSX = "conductor_results.xlsx"
 REPORT_HTML = "conductor_status_report.html"
 COLUMNS = ("stage", "instance", "action", "status", "reason", "duration_s", "run_dir", "flow",
            "error", "started_at", "ended_at")
+RESULT_COLUMNS = ("status", "action", "reason", "duration_s", "run_dir")
 _FORMULA_START = ("=", "+", "-", "@")
+_FILLS = {"success": "C6EFCE", "warning": "FFEB9C", "error": "FFC7CE", "": "E7E6E6"}
+_FONTS = {"success": "006100", "warning": "9C5700", "error": "9C0006", "": "595959"}
 
 
 def write_results(results: Sequence[RunResult], the_plan: Any, *, running: bool,
-                  started_at: float) -> None:
+                  started_at: float, running_now: Mapping[str, str] | None = None) -> None:
+    """Rewrite the CSV and the HTML report; the workbook too once nothing is running.
+
+    ``running_now`` maps the keys of the instances running at this moment to their
+    ISO start time, for the report's timeline and time estimate.
+    """
     runs_dir: Path = the_plan.runs_dir
     state.atomic_write_text(runs_dir / RESULTS_CSV, results_csv(results, the_plan.project_root,
                                                                runs_dir))
     from ductaflow.report import generate_status_report
 
     html = generate_status_report(results, runs_dir, running=running,
-                                  elapsed_s=time.time() - started_at)
+                                  elapsed_s=time.time() - started_at,
+                                  running_now=running_now, decisions=the_plan.decisions)
     state.atomic_write_text(runs_dir / REPORT_HTML, html)
+    if not running:
+        instances = {d.instance.key: d.instance for d in the_plan.decisions}
+        write_workbook(runs_dir / RESULTS_XLSX, results, instances)
 
 
 def results_csv(results: Sequence[RunResult], project_root: Path, runs_dir: Path) -> str:
@@ -42,16 +61,18 @@ def results_csv(results: Sequence[RunResult], project_root: Path, runs_dir: Path
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(COLUMNS)
     for result in results:
-        row = {
-            "stage": result.stage, "instance": result.instance, "action": result.action.value,
-            "status": result.status.value if result.status else "", "reason": result.reason,
-            "duration_s": f"{result.duration_s:.2f}",
-            "run_dir": _relative(runs_dir / result.run_dir, project_root),
-            "flow": result.flow, "error": result.error, "started_at": result.started_at,
-            "ended_at": result.ended_at,
-        }
+        row = _result_values(result, _relative(runs_dir / result.run_dir, project_root))
         writer.writerow([_inert(str(row[c])) for c in COLUMNS])
     return buffer.getvalue()
+
+
+def _result_values(result: RunResult, run_dir: str) -> dict[str, Any]:
+    return {
+        "stage": result.stage, "instance": result.instance, "action": result.action.value,
+        "status": result.status.value if result.status else "", "reason": result.reason,
+        "duration_s": f"{result.duration_s:.2f}", "run_dir": run_dir, "flow": result.flow,
+        "error": result.error, "started_at": result.started_at, "ended_at": result.ended_at,
+    }
 
 
 def _inert(text: str) -> str:
@@ -64,3 +85,115 @@ def _relative(path: Path, root: Path) -> str:
         return Path(os.path.relpath(path, root)).as_posix()
     except ValueError:
         return path.as_posix()
+
+
+# --- the workbook ---------------------------------------------------------------------------
+
+
+def write_workbook(path: Path, results: Sequence[RunResult],
+                   instances: Mapping[str, Instance]) -> None:
+    """One sheet per stage: the user's columns as written, then the result columns.
+
+    The status cell is filled green, orange or red. Text that a spreadsheet would
+    read as a formula is stored as text. Written to a temp file, then moved over.
+    """
+    from openpyxl import Workbook
+
+    book = Workbook()
+    book.remove(book.active)
+    by_stage: dict[str, list[RunResult]] = {}
+    for result in results:
+        by_stage.setdefault(result.stage, []).append(result)
+    names: set[str] = set()
+    for stage, members in by_stage.items():
+        sheet = book.create_sheet(_sheet_name(stage, names))
+        _fill_sheet(sheet, members, instances)
+    _save_atomically(book, path)
+
+
+def _fill_sheet(sheet: Any, results: Sequence[RunResult],
+                instances: Mapping[str, Instance]) -> None:
+    from openpyxl.styles import Font
+
+    rows = [_user_values(r, instances.get(r.key)) for r in results]
+    columns = list(dict.fromkeys(k for row in rows for k in row))
+    headers = [*columns, *(f"{c} (result)" if c in columns else c for c in RESULT_COLUMNS)]
+    for index, name in enumerate(headers, start=1):
+        _put(sheet, 1, index, name).font = Font(bold=True)
+    for line, (result, values) in enumerate(zip(results, rows, strict=True), start=2):
+        outcome = _result_values(result, result.run_dir)
+        outcome["duration_s"] = round(result.duration_s, 2)
+        for index, value in enumerate([*(values.get(c) for c in columns),
+                                       *(outcome[c] for c in RESULT_COLUMNS)], start=1):
+            _put(sheet, line, index, value)
+        _style_result(sheet, line, len(columns), result)
+    _size_columns(sheet)
+    sheet.freeze_panes = "A2"
+    sheet.auto_filter.ref = sheet.dimensions
+
+
+def _user_values(result: RunResult, instance: Instance | None) -> dict[str, Any]:
+    """The row as the user wrote it, or what is known of it without its row."""
+    if instance is not None and instance.row is not None:
+        return dict(instance.row.values)
+    return {"instance": result.instance, "flow": result.flow}
+
+
+def _put(sheet: Any, line: int, column: int, value: Any) -> Any:
+    """Write one value; text a spreadsheet would run as a formula stays text."""
+    cell = sheet.cell(row=line, column=column)
+    if value is None or isinstance(value, (bool, int, float)):
+        cell.value = value
+        return cell
+    if isinstance(value, (list, dict)):
+        value = json.dumps(value, ensure_ascii=False, default=str)
+    from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
+
+    text = ILLEGAL_CHARACTERS_RE.sub("", str(value))
+    cell.value = text
+    if text.startswith(_FORMULA_START):
+        cell.data_type = "s"
+        cell.quotePrefix = True
+    return cell
+
+
+def _style_result(sheet: Any, line: int, offset: int, result: RunResult) -> None:
+    """Fill the status cell with its light; link the run folder."""
+    from openpyxl.styles import Font, PatternFill
+
+    status = result.status.value if result.status else ""
+    cell = sheet.cell(row=line, column=offset + 1)
+    cell.fill = PatternFill("solid", start_color=_FILLS[status], end_color=_FILLS[status])
+    cell.font = Font(bold=True, color=_FONTS[status])
+    folder = sheet.cell(row=line, column=offset + len(RESULT_COLUMNS))
+    folder.hyperlink = result.run_dir
+    folder.font = Font(color="1A5FB4", underline="single")
+
+
+def _size_columns(sheet: Any) -> None:
+    for column in sheet.iter_cols():
+        width = max(len(str(c.value)) if c.value is not None else 0 for c in column)
+        sheet.column_dimensions[column[0].column_letter].width = min(max(width, 6) + 2, 60)
+
+
+def _save_atomically(book: Any, path: Path) -> None:
+    handle, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(handle)
+    try:
+        book.save(temp)
+        os.replace(temp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temp)
+        raise
+
+
+def _sheet_name(stage: str, taken: set[str]) -> str:
+    """An Excel-safe, unique sheet name (31 characters, none of ``[]:*?/\\``)."""
+    base = "".join("_" if c in "[]:*?/\\" else c for c in stage)[:31].strip("'") or "stage"
+    name, n = base, 1
+    while name.lower() in taken:
+        n += 1
+        name = f"{base[:28]}~{n}"
+    taken.add(name.lower())
+    return name
