@@ -1,0 +1,327 @@
+"""The HTML report, the results workbook and the report rebuilt from disk: pure, no kernel.
+
+``make_runs`` builds a runs folder by hand, with every kind of instance a report
+shows; the browser tests open the same folder in Chromium.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import re
+from datetime import datetime, timezone
+from html.parser import HTMLParser
+from pathlib import Path
+from types import SimpleNamespace
+from urllib.parse import unquote
+
+import pytest
+
+from ductaflow import provenance, state
+from ductaflow.inspect import read_results_csv, rebuild_report
+from ductaflow.model import Action, Decision, Instance, Row, RunResult, Status
+from ductaflow.report import generate_status_report, timeline
+from ductaflow.results import REPORT_HTML, RESULTS_CSV, RESULTS_XLSX, write_results
+
+XSS = "<img src=x onerror=alert(1)>"
+OK = "✅ Completed {} | Time: 1.00s"
+T0 = datetime(2030, 1, 1, 10, 0, 0, tzinfo=timezone.utc)
+
+
+def at(seconds: float) -> str:
+    return datetime.fromtimestamp(T0.timestamp() + seconds, timezone.utc).isoformat()
+
+
+def flow_files(folder: Path, stem: str, lines: list[str], *, html: bool = False) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / f"{stem}_execution_output.txt").write_text(
+        "".join(f"{line}\n" for line in lines), encoding="utf-8")
+    (folder / f"{stem}_config.json").write_text("{}\n", encoding="utf-8")
+    (folder / f"{stem}.ipynb").write_text("{}\n", encoding="utf-8")
+    if html:
+        (folder / f"{stem}.html").write_text("<p>notebook</p>\n", encoding="utf-8")
+
+
+def record(folder: Path, result: RunResult, **extras: object) -> None:
+    state.write_record(folder, state.new_record(
+        stage=result.stage, instance=result.instance, flow=result.flow, config={}, code={},
+        inputs={}, upstream={}, status=result.status.value if result.status else "error",
+        started_at=result.started_at or at(0), ended_at=result.ended_at or at(1),
+        duration_s=result.duration_s, **extras))
+
+
+def result(stage: str, name: str, action: Action, status: Status | None, start: float,
+           seconds: float, flow: str, reason: str = "new", error: str = "") -> RunResult:
+    ran = action in (Action.RAN, Action.FAILED)
+    return RunResult(stage=stage, instance=name, action=action, status=status, reason=reason,
+                     duration_s=seconds, run_dir=f"{stage}/{name}", flow=flow, error=error,
+                     started_at=at(start) if ran else "", ended_at=at(start + seconds)
+                     if ran else "")
+
+
+def make_runs(root: Path) -> tuple[Path, list[RunResult]]:
+    """A finished conduct: green, orange, red, skipped, blocked, a build, a stale folder."""
+    runs = root / "runs"
+    prov = provenance.collect(root)
+    results = [
+        result("prep", "north", Action.RAN, Status.SUCCESS, 0, 2.5, "flows/prep.py"),
+        result("prep", "new york", Action.RAN, Status.SUCCESS, 0.5, 3.0, "flows/prep.py",
+               reason=XSS),
+        result("prep", "south", Action.SKIPPED, Status.SUCCESS, 0, 1.2, "flows/prep.py",
+               reason="up to date"),
+        result("model", "east", Action.RAN, Status.WARNING, 3.0, 4.0, "flows/model.py",
+               reason="config changed: growth 0.02 -> 0.03"),
+        result("model", "west", Action.FAILED, Status.ERROR, 3.5, 1.0, "flows/model.py",
+               error="ValueError: " + XSS),
+        result("model", "far", Action.BLOCKED, None, 0, 0.0, "flows/model.py",
+               reason="upstream failed: model/west"),
+        result("report", "all", Action.RAN, Status.WARNING, 7.0, 5.0, "builds/report.py",
+               reason="upstream ran: model/east"),
+    ]
+    lines = {
+        "prep/north": ["prepared north", OK.format("prep")],
+        "prep/new york": ["prepared new york", OK.format("prep")],
+        "prep/south": ["prepared south", OK.format("prep")],
+        "model/east": ["modelling", "Warning: 3 zones have no population", OK.format("model")],
+        "model/west": ["modelling", f"<script>alert(2)</script> {XSS}", "Traceback ...",
+                       "❌ Failed model | Time: 1.00s | ValueError: " + XSS],
+        "report/all": ["building", OK.format("report")],
+    }
+    for item in results:
+        if item.action is Action.BLOCKED:
+            continue
+        folder = runs / item.run_dir
+        stem = item.flow.rsplit("/", 1)[1][:-3]
+        flow_files(folder, stem, lines[item.key], html=item.key == "prep/north")
+        record(folder, item, provenance={**prov, "host": "<b>host</b>"})
+    build = runs / "report" / "all"
+    flow_files(build / "runs" / "summarise", "summarise", ["summed", OK.format("summarise")])
+    flow_files(build / "runs" / "chart", "chart", ["⚠ axis clipped", OK.format("chart")])
+    for step in ("summarise", "chart"):
+        state.append_flows_manifest(build, {
+            "flow": f"flows/{step}.py", "execution_dir": f"runs/{step}", "status": "done",
+            "output_file": f"runs/{step}/{step}_execution_output.txt"})
+    stale = result("prep", "old", Action.RAN, Status.ERROR, 0, 1.0, "flows/prep.py")
+    flow_files(runs / "prep" / "old", "prep", ["gone", "❌ Failed prep | Time: 1.00s | x"])
+    record(runs / "prep" / "old", stale)
+    return runs, results
+
+
+def fake_plan(root: Path, runs: Path, results: list[RunResult]) -> SimpleNamespace:
+    decisions = []
+    for item in results:
+        values = {"instance": item.instance, "flow": item.flow, "scenario": XSS,
+                  "growth": 0.02, "formula": "=1+1", "dash": "-x", "at": "@SUM(A1)",
+                  "plus": "+1", "years": [2030, 2040], "negative": -3}
+        row = Row(file="t.csv", sheet=None, stage=item.stage, line=2, values=values)
+        instance = Instance(stage=item.stage, name=item.instance, flow=item.flow, config={},
+                            row=row)
+        decisions.append(Decision(instance, run=item.action is not Action.SKIPPED,
+                                  reasons=(item.reason,)))
+    return SimpleNamespace(project_root=root, runs_dir=runs, decisions=tuple(decisions))
+
+
+class Page(HTMLParser):
+    """The parts of the report the tests look at."""
+
+    def __init__(self, html: str):
+        super().__init__()
+        self.tags: list[tuple[str, dict[str, str | None]]] = []
+        self.scripts: list[str] = []
+        self._in_script = False
+        self.feed(html)
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.tags.append((tag, dict(attrs)))
+        self._in_script = tag == "script"
+
+    def handle_endtag(self, tag: str) -> None:
+        self._in_script = False
+
+    def handle_data(self, data: str) -> None:
+        if self._in_script:
+            self.scripts.append(data)
+
+    def all(self, tag: str, **attrs: str) -> list[dict[str, str | None]]:
+        return [a for t, a in self.tags if t == tag
+                and all(a.get(k.replace("_", "-")) == v for k, v in attrs.items())]
+
+
+def counts(html: str) -> dict[str, int]:
+    return {name: int(value) for name, value in
+            re.findall(r'data-count="(\w+)"><b>(\d+)</b>', html)}
+
+
+@pytest.fixture
+def finished(tmp_path: Path) -> tuple[Path, list[RunResult], str]:
+    runs, results = make_runs(tmp_path)
+    return runs, results, generate_status_report(results, runs)
+
+
+def test_summary_counts_lights_and_actions(finished: tuple) -> None:
+    runs, results, html = finished
+    found = counts(html)
+    assert found == {"total": 7, "success": 3, "warning": 2, "error": 1, "none": 1, "ran": 4,
+                     "skipped": 1, "failed": 1, "blocked": 1}
+    page = Page(html)
+    statuses = [a["data-status"] for a in page.all("details") if a.get("data-key")]
+    assert len(statuses) == 7 and statuses.count("success") == 3
+
+
+def test_table_content_is_escaped_and_no_script_but_ours(finished: tuple) -> None:
+    _, _, html = finished
+    assert XSS not in html and "<script>alert" not in html and "<b>host</b>" not in html
+    assert "&lt;img src=x onerror=alert(1)&gt;" in html
+    assert "&lt;b&gt;host&lt;/b&gt;" in html
+    page = Page(html)
+    assert len(page.all("script")) == 1 and not page.all("img")
+    assert not any(k.startswith("on") for _, attrs in page.tags for k in attrs)
+
+
+def test_the_only_script_is_allowed_by_the_content_security_policy(finished: tuple) -> None:
+    _, _, html = finished
+    page = Page(html)
+    (policy,) = page.all("meta", http_equiv="Content-Security-Policy")
+    digest = base64.b64encode(hashlib.sha256(page.scripts[0].encode()).digest()).decode()
+    assert f"script-src 'sha256-{digest}'" in policy["content"]
+    assert "default-src 'none'" in policy["content"]
+
+
+def test_links_are_relative_and_resolve_to_files(finished: tuple) -> None:
+    runs, _, html = finished
+    hrefs = [a["href"] for a in Page(html).all("a") if not a["href"].startswith("#")]
+    assert hrefs and all(not h.startswith(("/", "file:", "http")) for h in hrefs)
+    for href in hrefs:
+        assert (runs / unquote(href)).is_file(), href
+    assert "prep/north/prep.html" in hrefs  # the HTML export when there is one
+    assert "prep/new%20york/prep.ipynb" in hrefs  # else the notebook
+    assert "report/all/runs/chart/chart_execution_output.txt" in hrefs  # a build's flow
+    assert not any(h.startswith("model/far/") for h in hrefs)  # blocked: nothing to open
+
+
+def test_red_and_orange_show_their_last_lines_open(finished: tuple) -> None:
+    _, _, html = finished
+    page = Page(html)
+    opened = {a["data-key"] for a in page.all("details") if "open" in a}
+    assert opened == {"model/east", "model/west", "report/all"}
+    assert "<mark>Warning: 3 zones have no population</mark>" in html
+    assert "prepared north" not in html  # green instances show no output
+
+
+def test_builds_expand_to_their_flows_with_lights(finished: tuple) -> None:
+    _, _, html = finished
+    page = Page(html)
+    (build,) = page.all("details", data_build="2")
+    assert build["data-key"] == "report/all"
+    flows = [a["data-status"] for a in page.all("tr") if a.get("class") == "flow"]
+    assert flows == ["success", "warning"]
+    assert "runs/summarise" in html and "flows/chart.py" in html
+    assert "<mark>⚠ axis clipped</mark>" in html
+
+
+def test_provenance_is_shown_per_instance(finished: tuple) -> None:
+    _, _, html = finished
+    assert "<dt>host</dt>" in html and "<dt>packages</dt>" in html
+    assert re.search(r"<dt>python</dt><dd>3\.\d+", html)
+
+
+def test_finished_page_does_not_refresh_running_page_does(finished: tuple) -> None:
+    runs, results, html = finished
+    assert 'http-equiv="refresh"' not in html
+    live = generate_status_report(results, runs, running=True, elapsed_s=12.0)
+    assert '<meta http-equiv="refresh" content="5">' in live
+    assert "Elapsed <b>12.0 s</b>" in live
+
+
+def test_running_and_waiting_instances_and_time_left(tmp_path: Path) -> None:
+    runs, results = make_runs(tmp_path)
+    done = [r for r in results if r.stage == "prep"]
+    plan = fake_plan(tmp_path, runs, results)
+    now = datetime.fromisoformat(at(5.0))
+    html = generate_status_report(done, runs, running=True, elapsed_s=5.0, now=now,
+                                  running_now={"model/east": at(3.0)},
+                                  decisions=plan.decisions)
+    found = counts(html)
+    assert found["running"] == 1 and found["waiting"] == 3 and found["total"] == 7
+    assert "1 running, 3 waiting" in html
+    # prep took 2.75 s on average; nothing of model ran yet: its last runs say 4 and 1 s.
+    assert re.search(r"about \d+\.\d s left", html)
+    bars = timeline([{"start": datetime.fromisoformat(at(3.0)), "end": None, "key": "model/east",
+                      "light": "running", "duration_s": None, "id": "i-1"}], now)
+    assert bars is not None and bars["bars"][0]["light"] == "running"
+
+
+def test_timeline_packs_overlapping_runs_into_lanes(finished: tuple) -> None:
+    _, _, html = finished
+    assert "5 ran in 12.0 s, up to 2 at once" in html
+    page = Page(html)
+    ids = {a["id"] for a in page.all("details") if a.get("id")}
+    anchors = [a["href"] for a in page.all("a") if a["href"].startswith("#")]
+    assert len(anchors) == 5 and all(h[1:] in ids for h in anchors)
+
+
+def test_empty_report_renders(tmp_path: Path) -> None:
+    html = generate_status_report([], tmp_path)
+    assert "No instances yet." in html and counts(html)["total"] == 0
+
+
+# --- files of a conduct -------------------------------------------------------------------------
+
+
+def test_write_results_keeps_csv_and_html_live_and_the_workbook_for_the_end(
+        tmp_path: Path) -> None:
+    runs, results = make_runs(tmp_path)
+    plan = fake_plan(tmp_path, runs, results)
+    write_results(results[:2], plan, running=True, started_at=0.0,
+                  running_now={"prep/south": at(1.0)})
+    assert (runs / RESULTS_CSV).is_file() and (runs / REPORT_HTML).is_file()
+    assert not (runs / RESULTS_XLSX).exists()
+    assert 'http-equiv="refresh"' in (runs / REPORT_HTML).read_text(encoding="utf-8")
+    write_results(results, plan, running=False, started_at=0.0)
+    assert (runs / RESULTS_XLSX).is_file()
+    assert not list(runs.glob(".*.tmp"))
+
+
+def test_workbook_rows_as_written_with_lights_and_no_formulas(tmp_path: Path) -> None:
+    from openpyxl import load_workbook
+
+    runs, results = make_runs(tmp_path)
+    write_results(results, fake_plan(tmp_path, runs, results), running=False, started_at=0.0)
+    book = load_workbook(runs / RESULTS_XLSX)
+    assert book.sheetnames == ["prep", "model", "report"]
+    sheet = book["model"]
+    header = [c.value for c in sheet[1]]
+    assert header[:4] == ["instance", "flow", "scenario", "growth"]
+    assert header[-5:] == ["status", "action", "reason", "duration_s", "run_dir"]
+    rows = {r[0].value: {h: c for h, c in zip(header, r, strict=True)}
+            for r in sheet.iter_rows(min_row=2)}
+    west = rows["west"]
+    assert west["status"].value == "error" and west["status"].fill.fgColor.rgb.endswith("FFC7CE")
+    assert rows["east"]["status"].fill.fgColor.rgb.endswith("FFEB9C")
+    assert west["scenario"].value == XSS and west["growth"].value == 0.02
+    assert west["negative"].value == -3 and west["years"].value == "[2030, 2040]"
+    assert west["duration_s"].value == 1.0
+    for column in ("formula", "dash", "at", "plus"):
+        cell = west[column]
+        assert cell.data_type == "s" and cell.quotePrefix, column
+    assert west["formula"].value == "=1+1"
+    assert rows["far"]["status"].value is None  # blocked: no light
+
+
+def test_rebuild_report_from_disk_alone(tmp_path: Path) -> None:
+    runs, results = make_runs(tmp_path)
+    write_results(results, fake_plan(tmp_path, runs, results), running=False, started_at=0.0)
+    assert read_results_csv(runs) == results
+    (runs / REPORT_HTML).unlink()
+    path = rebuild_report(runs)
+    html = path.read_text(encoding="utf-8")
+    assert path == runs / REPORT_HTML
+    assert counts(html)["total"] == 7 and counts(html)["error"] == 1
+    assert "Not in the last conduct" in html and 'data-key="prep/old"' in html
+    assert "Rebuilt from the runs folder" in html and XSS not in html
+
+
+def test_rebuild_report_without_results_lists_what_is_on_disk(tmp_path: Path) -> None:
+    runs, _ = make_runs(tmp_path)
+    html = rebuild_report(runs).read_text(encoding="utf-8")
+    assert counts(html)["total"] == 0 and html.count('class="inst"') == 7
