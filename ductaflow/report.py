@@ -47,7 +47,7 @@ def generate_status_report(
     results: Sequence[RunResult], runs_dir: str | os.PathLike, *, running: bool = False,
     elapsed_s: float | None = None, running_now: Mapping[str, str] | None = None,
     decisions: Sequence[Decision] | None = None, stale: Sequence[RunResult] = (),
-    now: datetime | None = None, note: str = "",
+    now: datetime | None = None, note: str = "", refresh_s: int = REFRESH_S,
 ) -> str:
     """The report's HTML for ``results`` (what ``conduct`` returns).
 
@@ -58,7 +58,7 @@ def generate_status_report(
     """
     context = report_context(results, runs_dir, running=running, elapsed_s=elapsed_s,
                              running_now=running_now, decisions=decisions, stale=stale,
-                             now=now, note=note)
+                             now=now, note=note, refresh_s=refresh_s)
     return render(context)
 
 
@@ -76,7 +76,7 @@ def report_context(
     results: Sequence[RunResult], runs_dir: str | os.PathLike, *, running: bool = False,
     elapsed_s: float | None = None, running_now: Mapping[str, str] | None = None,
     decisions: Sequence[Decision] | None = None, stale: Sequence[RunResult] = (),
-    now: datetime | None = None, note: str = "",
+    now: datetime | None = None, note: str = "", refresh_s: int = REFRESH_S,
 ) -> dict[str, Any]:
     """Everything the template shows, as plain values."""
     runs = Path(runs_dir)
@@ -95,7 +95,7 @@ def report_context(
         "actions": _count(rows, "action", ACTION_ORDER),
         "total": len(rows),
         "running": running,
-        "refresh_s": REFRESH_S,
+        "refresh_s": refresh_s,
         "elapsed": _clock(elapsed_s) if elapsed_s is not None else "",
         "remaining": _remaining(rows, running) if running else "",
         "generated": _local(now).strftime("%Y-%m-%d %H:%M:%S %Z").strip(),
@@ -441,7 +441,9 @@ def _ticks(total: float) -> list[dict[str, str]]:
     ticks = []
     value = 0
     while value <= total:
-        ticks.append({"x": f"{0.5 + 99 * value / total:.3f}",
+        x = 0.5 + 99 * value / total
+        anchor = "start" if value == 0 else "end" if x > 96 else "middle"
+        ticks.append({"x": f"{x:.3f}", "anchor": anchor,
                       "label": "0" if value == 0 else _tick_label(value)})
         value += step
     return ticks

@@ -1,0 +1,187 @@
+"""The report in a real headless Chromium (Debian's ``chromium`` and ``chromium-driver``).
+
+Skipped, with the reason, when either or selenium is missing. Screenshots land in
+``test-artifacts/`` for a person to look at.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import urlparse
+from urllib.request import url2pathname
+
+import pytest
+
+from ductaflow.report import generate_status_report
+from ductaflow.results import REPORT_HTML
+from tests.test_report import XSS, make_runs
+
+pytestmark = pytest.mark.browser
+
+ARTIFACTS = Path(__file__).parents[1] / "test-artifacts"
+CHROMIUM_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+                  "--no-first-run", "--disable-background-networking",
+                  "--disable-component-update", "--disable-sync", "--window-size=1400,1000")
+
+
+def _find(*names: str) -> str | None:
+    return next((path for name in names if (path := shutil.which(name))), None)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:
+    chromium = _find("chromium", "chromium-browser")
+    driver_path = _find("chromedriver")
+    if chromium is None or driver_path is None:
+        pytest.skip("chromium and chromium-driver are not installed")
+    webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed")
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = chromium
+    profile = tempfile.mkdtemp(prefix="ductaflow-chromium-")
+    for flag in (*CHROMIUM_FLAGS, f"--user-data-dir={profile}"):
+        options.add_argument(flag)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("SE_OFFLINE", "true")  # never let selenium fetch a driver
+        driver = webdriver.Chrome(options=options, service=Service(driver_path))
+    try:
+        yield driver
+    finally:
+        driver.quit()
+        shutil.rmtree(profile, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    runs, results = make_runs(tmp_path_factory.mktemp("project"))
+    path = runs / REPORT_HTML
+    path.write_text(generate_status_report(results, runs), encoding="utf-8")
+    return path
+
+
+def open_page(driver: object, path: Path) -> None:
+    driver.get(path.as_uri())
+    driver.execute_script("sessionStorage.clear()")
+    driver.get(path.as_uri())
+
+
+def errors(driver: object) -> list[dict]:
+    return [e for e in driver.get_log("browser") if e["level"] in ("SEVERE", "WARNING")]
+
+
+def screenshot(driver: object, name: str) -> Path:
+    """The whole page, not just the window."""
+    size = driver.execute_cdp_cmd("Page.getLayoutMetrics", {})["cssContentSize"]
+    shot = driver.execute_cdp_cmd("Page.captureScreenshot", {
+        "format": "png", "captureBeyondViewport": True,
+        "clip": {"x": 0, "y": 0, "width": size["width"], "height": size["height"], "scale": 1}})
+    ARTIFACTS.mkdir(exist_ok=True)
+    target = ARTIFACTS / name
+    target.write_bytes(base64.b64decode(shot["data"]))
+    return target
+
+
+def test_page_loads_without_console_errors_and_counts_match(browser: object,
+                                                            report: Path) -> None:
+    open_page(browser, report)
+    assert errors(browser) == []
+    cards = browser.execute_script("""
+        const found = {};
+        document.querySelectorAll('[data-count]').forEach(card =>
+            found[card.dataset.count] = +card.querySelector('b').textContent);
+        return found;""")
+    rows = browser.execute_script("""
+        const found = {};
+        document.querySelectorAll('details.inst').forEach(row =>
+            found[row.dataset.status] = (found[row.dataset.status] || 0) + 1);
+        return found;""")
+    assert cards["total"] == sum(rows.values()) == 7
+    for light in ("success", "warning", "error", "none"):
+        assert cards[light] == rows.get(light, 0), light
+    screenshot(browser, "report.png")
+
+
+def test_clicking_a_build_shows_its_flows_and_is_remembered(browser: object,
+                                                            report: Path) -> None:
+    from selenium.webdriver.common.by import By
+
+    open_page(browser, report)
+    build = browser.find_element(By.CSS_SELECTOR, 'details[data-build]')
+    green = browser.find_element(By.CSS_SELECTOR, 'details[data-key="prep/north"]')
+    flows = build.find_elements(By.CSS_SELECTOR, "tr.flow")
+    assert [f.is_displayed() for f in flows] == [True, True]  # orange: open already
+    build.find_element(By.TAG_NAME, "summary").click()
+    assert not any(f.is_displayed() for f in flows)
+    build.find_element(By.TAG_NAME, "summary").click()
+    assert all(f.is_displayed() for f in flows)
+    assert "runs/chart" in flows[1].text and "orange" in flows[1].text
+    provenance = green.find_element(By.CSS_SELECTOR, "dl.prov")
+    assert not provenance.is_displayed()
+    green.find_element(By.TAG_NAME, "summary").click()
+    assert provenance.is_displayed() and "packages" in provenance.text
+    browser.refresh()  # as the live page does: what the user opened stays open
+    green = browser.find_element(By.CSS_SELECTOR, 'details[data-key="prep/north"]')
+    assert green.get_attribute("open") is not None
+    assert errors(browser) == []
+
+
+def test_table_content_shows_as_text_and_runs_nothing(browser: object, report: Path) -> None:
+    from selenium.common.exceptions import NoAlertPresentException
+    from selenium.webdriver.common.by import By
+
+    open_page(browser, report)
+    with pytest.raises(NoAlertPresentException):
+        browser.switch_to.alert  # noqa: B018
+    assert browser.execute_script("return document.querySelectorAll('img').length") == 0
+    assert browser.execute_script("return document.scripts.length") == 1
+    row = browser.find_element(By.CSS_SELECTOR, 'details[data-key="prep/new york"]')
+    assert XSS in row.text
+    west = browser.find_element(By.CSS_SELECTOR, 'details[data-key="model/west"]')
+    assert "<script>alert(2)</script>" in west.text
+    assert errors(browser) == []
+
+
+def test_links_resolve_to_existing_files(browser: object, report: Path) -> None:
+    open_page(browser, report)
+    hrefs = browser.execute_script(
+        "return [...document.querySelectorAll('a[href]')]"
+        ".map(a => new URL(a.getAttribute('href'), document.baseURI).href)")
+    files = [h for h in hrefs if "#" not in h]
+    anchors = [h.split("#", 1)[1] for h in hrefs if "#" in h]
+    assert len(files) > 20 and anchors
+    for href in files:
+        url = urlparse(href)
+        assert url.scheme == "file"
+        assert Path(url2pathname(url.path)).is_file(), href
+    for anchor in anchors:
+        assert browser.execute_script("return !!document.getElementById(arguments[0])", anchor)
+    output = next(h for h in files if h.endswith("_execution_output.txt"))
+    browser.get(output)
+    assert "Completed" in browser.page_source or "Failed" in browser.page_source
+
+
+def test_running_page_refreshes_itself(browser: object, report: Path,
+                                       tmp_path: Path) -> None:
+    runs, results = make_runs(tmp_path)
+    live = runs / REPORT_HTML
+    live.write_text(generate_status_report(results[:3], runs, running=True, elapsed_s=3.0,
+                                           refresh_s=1),
+                    encoding="utf-8")
+    open_page(browser, live)
+    browser.execute_script("window.__marker = 1")
+    live.write_text(generate_status_report(results, runs, running=False), encoding="utf-8")
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    WebDriverWait(browser, 15).until(
+        lambda d: d.execute_script("return window.__marker === undefined"))
+    assert "Finished" in browser.find_element("css selector", "header").text
+    assert not browser.find_elements("css selector", 'meta[http-equiv="refresh"]')
+    screenshot(browser, "report-finished-after-refresh.png")
+    assert os.path.getsize(ARTIFACTS / "report-finished-after-refresh.png") > 0
