@@ -53,6 +53,8 @@ def conduct(
     export_html: bool = False,
     executor: Any = "local",
     scheduler: str | None = None,
+    warm: bool = True,
+    preload: Sequence[str] | None = None,
     on_event: EventHandler | None = None,
 ) -> list[RunResult]:
     """Run every instance of the scenario tables that is not up to date.
@@ -60,7 +62,10 @@ def conduct(
     ``tables`` is a path, a list of paths, or a pandas DataFrame (with ``stage``).
     ``executor`` is ``"local"`` (worker processes here), ``"dask"`` (a cluster at
     ``scheduler``, or a ``LocalCluster`` of ``jobs`` workers), a ready
-    ``distributed.Client``, or any object with the executor interface.
+    ``distributed.Client``, or any object with the executor interface. ``warm``
+    keeps initialized kernels ready ahead of need (Linux, local executor, notebook
+    mode), with the ``preload`` modules (default: ``[tool.ductaflow] preload`` in
+    the project's ``pyproject.toml``) already imported.
     Returns one ``RunResult`` per planned instance, in plan order.
     """
     notify = on_event or (lambda kind, payload: None)
@@ -75,8 +80,10 @@ def conduct(
     with _runs_lock(first.runs_dir, wait, notify):
         current = make_plan()
         notify("plan", current)
+        jobs = jobs or os.cpu_count() or 1
+        kernels = _kernel_server(current, mode, warm and executor == "local", preload, jobs)
         options = ExecOptions(current.project_root, current.runs_dir, mode, timeout,
-                              export_html)
+                              export_html, kernels.address if kernels else None)
         runner = _make_executor(executor, options, jobs, scheduler)
         try:
             return _Run(current, options, runner, fail_fast, notify).go()
@@ -84,12 +91,44 @@ def conduct(
             close = getattr(runner, "close", None)
             if close is not None:
                 close()
+            if kernels is not None:
+                kernels.close()
 
 
-def _make_executor(executor: Any, options: ExecOptions, jobs: int | None,
+def _kernel_server(the_plan: Plan, mode: str, warm: bool, preload: Sequence[str] | None,
+                   jobs: int) -> Any:
+    """A kernel fork server when kernels will start here; none on the no-op path."""
+    to_run = sum(1 for d in the_plan.decisions if d.run)
+    if mode != "notebook" or not warm or not to_run:
+        return None
+    from ductaflow.kernels import KernelServer, warm_supported
+
+    if not warm_supported():
+        return None
+    modules = tuple(preload) if preload is not None else project_preload(the_plan.project_root)
+    return KernelServer(modules, ready=min(jobs, to_run))
+
+
+def project_preload(project_root: Path) -> tuple[str, ...]:
+    """``[tool.ductaflow] preload = ["pandas"]`` from the project's ``pyproject.toml``."""
+    path = project_root / "pyproject.toml"
+    if not path.is_file():
+        return ()
+    try:
+        import tomllib
+    except ImportError:  # Python 3.10: no TOML reader in the standard library
+        return ()
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return ()
+    modules = data.get("tool", {}).get("ductaflow", {}).get("preload", [])
+    return tuple(m for m in modules if isinstance(m, str))
+
+
+def _make_executor(executor: Any, options: ExecOptions, jobs: int,
                    scheduler: str | None) -> Any:
     """The executor named, built for this conduct; Dask only imported when asked for."""
-    jobs = jobs or os.cpu_count() or 1
     if executor == "local":
         from ductaflow.executors import LocalExecutor
 

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from ductaflow import state
 from ductaflow.errors import FlowError, UsageError
+from ductaflow.kernels import ENV_KERNEL_SERVER
 from ductaflow.model import Action, Instance, RunResult, Status
 from ductaflow.notebook import ENV_FLOWS_MANIFEST, ENV_PROJECT_ROOT
 from ductaflow.outputs import output_path
@@ -30,6 +31,7 @@ class ExecOptions:
     mode: str = "notebook"
     timeout: float | None = None
     export_html: bool = False
+    kernel_server: str | None = None
 
 
 def execute_instance(instance: Instance, reason: str, options: ExecOptions) -> RunResult:
@@ -75,6 +77,8 @@ def _run_flow(instance: Instance, run_dir: Path, options: ExecOptions) -> str:
     flow = options.project_root / instance.flow
     os.environ[ENV_PROJECT_ROOT] = str(options.project_root)
     os.environ[ENV_FLOWS_MANIFEST] = str(run_dir / state.FLOWS_MANIFEST)
+    if options.kernel_server:
+        os.environ[ENV_KERNEL_SERVER] = options.kernel_server
     try:
         if options.mode == "script":
             from ductaflow.script import run_script

@@ -21,8 +21,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from ductaflow import procs
 from ductaflow.errors import FlowError, FlowTimeoutError, KernelDiedError, UsageError
+from ductaflow.kernels import kernel_manager_class
 from ductaflow.outputs import (
     OutputWriter,
     config_path,
@@ -180,7 +180,7 @@ def _execute(nb: Any, out_nb: Path, config: dict, run_dir: Path, kernel_name: st
             nb, str(out_nb), parameters={"config": config}, kernel_name=kernel_name,
             language="python", progress_bar=False, stdout_file=writer, stderr_file=writer,
             start_timeout=60, resources={"metadata": {"path": str(run_dir)}},
-            kernel_manager_class=_kernel_manager_class(
+            kernel_manager_class=kernel_manager_class(
                 scratch if os.name == "posix" else None, kernel_log),
             timeout_func=None if deadline is None else _remaining(deadline),
         )
@@ -221,44 +221,6 @@ def _remaining(deadline: float):
         return max(deadline - time.monotonic(), 0.01)
 
     return timeout_for
-
-
-def _kernel_manager_class(socket_dir: str | None, kernel_log: Path) -> type:
-    """A kernel manager that keeps the kernel machinery's own noise off the terminal.
-
-    The kernel process's stdout and stderr (not the flow's prints, which arrive as
-    messages) go to ``kernel_log``, whose tail is shown only when the kernel dies. On
-    POSIX the kernel listens on IPC sockets in a private folder: over TCP, ipykernel 7
-    warns about unencrypted connections for every kernel.
-    """
-    from jupyter_client.manager import AsyncKernelManager
-
-    class QuietKernelManager(AsyncKernelManager):
-        def __init__(self, **kwargs: Any) -> None:
-            super().__init__(**kwargs)
-            if socket_dir is not None:
-                self.transport = "ipc"
-                self.ip = str(Path(socket_dir) / "k")
-
-        async def start_kernel(self, **kw: Any) -> None:
-            sink = open(kernel_log, "ab")  # noqa: SIM115 - the kernel process holds it
-            kw.setdefault("stdout", sink)
-            kw.setdefault("stderr", sink)
-            try:
-                await super().start_kernel(**kw)
-            finally:
-                sink.close()
-            self._process = getattr(self.provisioner, "process", None)
-            if self._process is not None:
-                procs.register(self._process)
-
-        async def shutdown_kernel(self, now: bool = False, restart: bool = False) -> None:
-            try:
-                await super().shutdown_kernel(now=now, restart=restart)
-            finally:
-                procs.unregister(getattr(self, "_process", None))
-
-    return QuietKernelManager
 
 
 def _after_run(flow: Path, run_dir: Path, out_nb: Path, export_html: bool, status: str,

@@ -1,0 +1,407 @@
+"""Kernels for flows: quiet, quick to become ready and to stop, and warm when possible.
+
+Starting a kernel costs about half a second: a Python process imports IPython,
+ipykernel and zmq, then binds its sockets. A *kernel fork server* pays the imports
+once (and any modules the project names, such as pandas) and keeps initialized
+kernels ready, each a fresh forked process used by one flow only. jupyter_client
+reaches it through its own extension point, a kernel provisioner
+(``WarmProvisioner``), so papermill and nbclient run the notebook as usual.
+
+The fork server runs on Linux only (fork after importing IPython is not safe on
+macOS, and Windows has no fork); everywhere else, and with ``--no-warm``, kernels
+start the normal way. All kernels use IPC sockets on POSIX: over TCP, ipykernel 7
+warns about unencrypted connections for every kernel.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import json
+import os
+import secrets
+import signal
+import socket
+import sys
+import tempfile
+import time
+from pathlib import Path
+from queue import Empty
+from typing import Any
+
+from ductaflow import procs
+
+ENV_KERNEL_SERVER = "DUCTAFLOW_KERNEL_SERVER"
+
+
+def warm_supported() -> bool:
+    return sys.platform.startswith("linux")
+
+
+# --------------------------------------------------------------------- the manager
+
+
+def kernel_manager_class(socket_dir: str | None, kernel_log: Path) -> type:
+    """A kernel manager that keeps the kernel machinery's noise off the terminal.
+
+    The kernel process's own stdout and stderr (not the flow's prints, which arrive
+    as messages) go to ``kernel_log``. When a kernel fork server is announced in the
+    environment, kernels come from it.
+    """
+    from jupyter_client.manager import AsyncKernelManager
+    from traitlets import DottedObjectName
+
+    class QuietKernelManager(AsyncKernelManager):
+        client_class = DottedObjectName("ductaflow.kernels.FastKernelClient")
+
+        def __init__(self, **kwargs: Any) -> None:
+            super().__init__(**kwargs)
+            if socket_dir is not None:
+                self.transport = "ipc"
+                self.ip = str(Path(socket_dir) / "k")
+            self._process: Any = None
+
+        async def start_kernel(self, **kw: Any) -> None:
+            server = os.environ.get(ENV_KERNEL_SERVER)
+            if server and self.provisioner is None:
+                self.kernel_id = self.kernel_id or secrets.token_hex(16)
+                self.provisioner = WarmProvisioner(
+                    kernel_id=self.kernel_id, kernel_spec=self.kernel_spec, parent=self,
+                    server=server, kernel_log=str(kernel_log))
+            sink = open(kernel_log, "ab")  # noqa: SIM115 - the kernel process holds it
+            kw.setdefault("stdout", sink)
+            kw.setdefault("stderr", sink)
+            try:
+                await super().start_kernel(**kw)
+            finally:
+                sink.close()
+            self._process = getattr(self.provisioner, "process", None)
+            if self._process is not None:
+                procs.register(self._process)
+
+        async def shutdown_kernel(self, now: bool = False, restart: bool = False) -> None:
+            try:
+                await super().shutdown_kernel(now=now, restart=restart)
+            finally:
+                procs.unregister(self._process)
+
+        async def _async_wait(self, pollinterval: float = 0.1) -> None:
+            # jupyter_client polls a stopping kernel every 0.1 s; its exit is what we
+            # wait for (it flushes the flow's files), so look more often.
+            await super()._async_wait(pollinterval=0.005)
+
+    return QuietKernelManager
+
+
+def _fast_client_class() -> type:
+    from jupyter_client.asynchronous import AsyncKernelClient
+
+    class FastKernelClient(AsyncKernelClient):
+        """Ready as soon as the kernel answers and IOPub is proven connected.
+
+        jupyter_client then idles 0.2 s flushing IOPub; stale messages are harmless
+        (nbclient matches outputs to its own requests), a lost first output is not,
+        so wait for the first IOPub message (ipykernel 7 greets each subscriber)
+        and no longer.
+        """
+
+        async def wait_for_ready(self, timeout: float | None = None) -> None:
+            deadline = time.monotonic() + (timeout if timeout is not None else 60)
+            while True:
+                self.kernel_info()
+                try:
+                    reply = await self.shell_channel.get_msg(timeout=1)
+                except Empty:
+                    reply = None
+                if reply is not None and reply["msg_type"] == "kernel_info_reply":
+                    if await self._iopub_connected(deadline):
+                        self._handle_kernel_info_reply(reply)
+                        return
+                if not await self._async_is_alive():
+                    raise RuntimeError("Kernel died before replying to kernel_info")
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"Kernel didn't respond in {timeout} seconds")
+
+        async def _iopub_connected(self, deadline: float) -> bool:
+            try:
+                await self.iopub_channel.get_msg(timeout=max(0.05, min(1.0, deadline -
+                                                                         time.monotonic())))
+            except Empty:
+                return False
+            while True:
+                try:
+                    await self.iopub_channel.get_msg(timeout=0)
+                except Empty:
+                    return True
+
+    return FastKernelClient
+
+
+def __getattr__(name: str) -> Any:
+    # jupyter_client imports the client class by name; build it on first use so that
+    # importing this module stays cheap.
+    if name == "FastKernelClient":
+        value = _fast_client_class()
+        globals()[name] = value
+        return value
+    raise AttributeError(name)
+
+
+# ---------------------------------------------------------------- the provisioner
+
+
+def _provisioner_base() -> type:
+    from jupyter_client.provisioning import KernelProvisionerBase
+
+    return KernelProvisionerBase
+
+
+class _WarmProcess:
+    """A forked kernel seen from the worker: a pid, not a child of ours."""
+
+    def __init__(self, pid: int):
+        self.pid = pid
+
+    def poll(self) -> int | None:
+        try:
+            os.kill(self.pid, 0)
+        except ProcessLookupError:
+            return 0
+        except PermissionError:
+            return None
+        return None
+
+    def kill(self) -> None:
+        try:
+            os.kill(self.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
+@functools.cache
+def _make_warm_provisioner() -> type:
+    from traitlets import Unicode
+
+    class WarmProvisioner(_provisioner_base()):  # type: ignore[misc]
+        """Takes a ready kernel from the fork server instead of starting one."""
+
+        server = Unicode()
+        kernel_log = Unicode()
+        process: Any = None
+
+        @property
+        def has_process(self) -> bool:
+            return self.process is not None
+
+        async def poll(self) -> int | None:
+            return None if self.process is None else self.process.poll()
+
+        async def wait(self) -> int | None:
+            while self.process is not None and self.process.poll() is None:
+                await asyncio.sleep(0.005)
+            return 0
+
+        async def send_signal(self, signum: int) -> None:
+            if self.process is not None:
+                try:
+                    os.kill(self.process.pid, signum)
+                except ProcessLookupError:
+                    pass
+
+        async def kill(self, restart: bool = False) -> None:
+            if self.process is not None:
+                self.process.kill()
+
+        async def terminate(self, restart: bool = False) -> None:
+            await self.send_signal(signal.SIGTERM)
+
+        async def pre_launch(self, **kwargs: Any) -> dict[str, Any]:
+            kwargs = await super().pre_launch(**kwargs)
+            kwargs["cmd"] = []
+            return kwargs
+
+        async def launch_kernel(self, cmd: list[str], **kwargs: Any) -> dict[str, Any]:
+            request = {"cwd": str(kwargs.get("cwd") or os.getcwd()),
+                       "env": dict(kwargs.get("env") or os.environ),
+                       "parent": os.getpid(), "log": self.kernel_log}
+            reply = await asyncio.get_running_loop().run_in_executor(
+                None, ask_server, self.server, request)
+            self.process = _WarmProcess(reply["pid"])
+            info = dict(reply["connection"])
+            info["key"] = info["key"].encode()
+            self.connection_info = info
+            return info
+
+        async def cleanup(self, restart: bool = False) -> None:
+            pass
+
+        def get_shutdown_wait_time(self, recommended: float = 5.0) -> float:
+            return recommended
+
+    return WarmProvisioner
+
+
+def WarmProvisioner(**kwargs: Any) -> Any:  # noqa: N802 - stands for the class
+    return _make_warm_provisioner()(**kwargs)
+
+
+def ask_server(address: str, request: dict, wait_s: float = 60.0) -> dict:
+    """One request to the fork server: a ready kernel for this cwd and environment.
+
+    The server may still be importing when the first flow starts: wait for it.
+    """
+    deadline = time.monotonic() + wait_s
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
+        while True:
+            try:
+                conn.connect(address)
+                break
+            except (FileNotFoundError, ConnectionRefusedError):
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"kernel fork server at {address} did not start") from None
+                time.sleep(0.02)
+        conn.sendall(json.dumps(request).encode() + b"\n")
+        reply = _read_line(conn)
+    if "error" in reply:
+        raise RuntimeError(f"kernel fork server: {reply['error']}")
+    return reply
+
+
+def _read_line(conn: socket.socket) -> dict:
+    data = b""
+    while not data.endswith(b"\n"):
+        chunk = conn.recv(65536)
+        if not chunk:
+            break
+        data += chunk
+    return json.loads(data.decode() or "{}")
+
+
+# ---------------------------------------------------------------- the fork server
+
+
+class KernelServer:
+    """Starts and stops a fork server process for one conduct."""
+
+    def __init__(self, preload: tuple[str, ...] = (), ready: int = 1):
+        import subprocess
+
+        self.folder = tempfile.mkdtemp(prefix="dfk-", dir="/tmp")
+        self.address = str(Path(self.folder) / "server")
+        command = [sys.executable, "-m", "ductaflow.kernels", self.address, str(ready),
+                   ",".join(preload)]
+        self.process = subprocess.Popen(command, stdin=subprocess.DEVNULL,
+                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def close(self) -> None:
+        import shutil
+
+        self.process.kill()
+        self.process.wait(5)
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
+def serve(address: str, ready: int, preload: list[str]) -> None:
+    """The fork server's main loop: keep ``ready`` kernels initialized, hand them out."""
+    import ipykernel.kernelapp  # noqa: F401 - the imports every kernel would pay for
+    import IPython  # noqa: F401
+
+    for name in preload:
+        try:
+            __import__(name)
+        except Exception:  # noqa: BLE001 - a missing optional module only costs speed
+            pass
+    procs.watch_parent()
+    signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # kernels are reaped by the OS
+    folder = Path(address).parent
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(address)
+    listener.listen(16)
+    pool = [_prefork(folder, n) for n in range(ready)]
+    counter = ready
+    while True:
+        conn, _ = listener.accept()
+        with conn:
+            try:
+                request = _read_line(conn)
+                kernel = pool.pop(0)
+                os.write(kernel["go"], json.dumps(request).encode() + b"\n")
+                os.close(kernel["go"])
+                reply = {"pid": kernel["pid"], "connection": kernel["connection"]}
+            except Exception as exc:  # noqa: BLE001 - tell the worker, keep serving
+                reply = {"error": f"{type(exc).__name__}: {exc}"}
+            conn.sendall(json.dumps(reply).encode() + b"\n")
+        pool.append(_prefork(folder, counter))
+        counter += 1
+
+
+def _prefork(folder: Path, n: int) -> dict:
+    """Fork one kernel that initializes now and starts when told where to run."""
+    connection = {
+        "transport": "ipc", "ip": str(folder / f"k{n}"), "shell_port": 1, "iopub_port": 2,
+        "stdin_port": 3, "control_port": 4, "hb_port": 5, "key": secrets.token_hex(16),
+        "signature_scheme": "hmac-sha256", "kernel_name": "python3",
+    }
+    connection_file = folder / f"kernel-{n}.json"
+    connection_file.write_text(json.dumps(connection), encoding="utf-8")
+    go_read, go_write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the kernel
+        os.close(go_write)
+        _run_kernel(connection_file, go_read)
+    os.close(go_read)
+    return {"pid": pid, "go": go_write, "connection": connection}
+
+
+def _run_kernel(connection_file: Path, go: int) -> None:
+    """In the forked child: initialize, wait for the flow's cwd and environment, run."""
+    try:
+        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+        null = os.open(os.devnull, os.O_RDWR)
+        for fd in (0, 1, 2):
+            os.dup2(null, fd)
+        os.environ.pop("JPY_PARENT_PID", None)
+        from ipykernel.kernelapp import IPKernelApp
+
+        app = IPKernelApp.instance()
+        app.initialize(["-f", str(connection_file), "--IPKernelApp.parent_handle=0"])
+        request = json.loads(_read_fd_line(go))
+        os.chdir(request["cwd"])
+        os.environ.clear()
+        os.environ.update(request["env"])
+        _watch_pid(int(request["parent"]))
+        app.start()
+    finally:
+        os._exit(0)
+
+
+def _read_fd_line(fd: int) -> str:
+    data = b""
+    while not data.endswith(b"\n"):
+        chunk = os.read(fd, 65536)
+        if not chunk:
+            os._exit(0)  # the server went away before handing us out
+        data += chunk
+    os.close(fd)
+    return data.decode()
+
+
+def _watch_pid(pid: int) -> None:
+    """End this kernel when the worker that asked for it is gone."""
+    import threading
+
+    def poll() -> None:
+        while True:
+            time.sleep(0.2)
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                os._exit(70)
+            except PermissionError:
+                pass
+
+    threading.Thread(target=poll, daemon=True).start()
+
+
+if __name__ == "__main__":
+    serve(sys.argv[1], int(sys.argv[2]), [m for m in sys.argv[3].split(",") if m])

@@ -1,0 +1,74 @@
+"""Warm kernels from the fork server: fresh process per flow, right folder, no leaks."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from ductaflow.conductor import conduct
+from ductaflow.kernels import ENV_KERNEL_SERVER, KernelServer, warm_supported
+from ductaflow.model import Action, Status
+from ductaflow.notebook import run_notebook
+
+pytestmark = [pytest.mark.kernel,
+              pytest.mark.skipif(not warm_supported(), reason="warm kernels need Linux")]
+
+LEAK = """\
+# %% tags=["parameters"]
+config = {}
+
+# %%
+import json
+import os
+
+seen = getattr(json, "ductaflow_leak", None)
+json.ductaflow_leak = config["name"]
+with open("probe.json", "w", encoding="utf-8") as handle:
+    json.dump({"seen": seen, "pid": os.getpid(), "cwd": os.getcwd(),
+               "env": os.environ.get("DF_PROBE"), "pandas": "pandas" in sys.modules}, handle)
+print(f"probe {config['name']}")
+"""
+
+
+def probe(run_dir: Path) -> dict:
+    return json.loads((run_dir / "probe.json").read_text(encoding="utf-8"))
+
+
+def test_warm_kernels_are_fresh_processes_in_the_right_folder(tmp_path, monkeypatch):
+    flow = tmp_path / "leak.py"
+    flow.write_text(LEAK, encoding="utf-8")
+    server = KernelServer(("pandas",), ready=1)
+    try:
+        monkeypatch.setenv(ENV_KERNEL_SERVER, server.address)
+        monkeypatch.setenv("DF_PROBE", "from the caller")
+        for name in ("a", "b", "c"):
+            run_notebook(flow, {"name": name}, tmp_path / name, tmp_path)
+    finally:
+        server.close()
+    probes = [probe(tmp_path / n) for n in ("a", "b", "c")]
+    assert [p["seen"] for p in probes] == [None, None, None]  # no state leaks
+    assert len({p["pid"] for p in probes}) == 3
+    assert [Path(p["cwd"]) for p in probes] == [tmp_path / n for n in ("a", "b", "c")]
+    assert all(p["env"] == "from the caller" for p in probes)
+    assert all(p["pandas"] for p in probes)  # pre-imported by the server
+    text = (tmp_path / "b" / "leak_execution_output.txt").read_text(encoding="utf-8")
+    assert text.startswith("probe b") and "✅ Completed leak" in text
+
+
+def test_conduct_with_warm_kernels_matches_cold(tmp_path):
+    (tmp_path / "flows").mkdir()
+    (tmp_path / "flows" / "leak.py").write_text(LEAK, encoding="utf-8")
+    table = tmp_path / "leak.csv"
+    table.write_text("instance,name,flow\n" + "".join(
+        f"i{n},n{n},flows/leak.py\n" for n in range(4)), encoding="utf-8")
+    warm = conduct(str(table), project_root=tmp_path, runs_dir=tmp_path / "warm", jobs=2)
+    cold = conduct(str(table), project_root=tmp_path, runs_dir=tmp_path / "cold", jobs=2,
+                   warm=False)
+    for results, runs in ((warm, "warm"), (cold, "cold")):
+        assert [r.action for r in results] == [Action.RAN] * 4
+        assert all(r.status is Status.SUCCESS for r in results)
+        assert all(probe(tmp_path / runs / "leak" / f"i{n}")["seen"] is None for n in range(4))
+    assert os.environ.get(ENV_KERNEL_SERVER) is None  # the caller's environment untouched
