@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import importlib.util
 import json
 import os
 import signal
@@ -336,3 +337,14 @@ def test_a_finished_attempt_is_found_only_by_its_own_submission(tmp_path: Path) 
     assert earlier_attempt(run_dir, "token-1") == result
     assert earlier_attempt(run_dir, "token-2") is None
 
+
+
+def test_the_slurm_example_says_what_to_install(monkeypatch: pytest.MonkeyPatch,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    spec = importlib.util.spec_from_file_location("slurm_cluster",
+                                                  REPO / "examples/slurm_cluster.py")
+    example = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(example)  # importable without dask-jobqueue
+    monkeypatch.setitem(sys.modules, "dask_jobqueue", None)
+    assert example.main(["scenarios.csv"]) == 2
+    assert 'pip install "ductaflow[dask]" dask-jobqueue' in capsys.readouterr().err
