@@ -123,6 +123,7 @@ class _Project:
         if self.runs == self.root or self.runs in self.root.parents:
             raise UsageError(f"the runs folder {self.runs} must lie below the project root, "
                              "not be it or contain it")
+        self.runs_str = str(self.runs)
         self.runs_rel = _relative(self.runs, self.root)
         self.runs_text = self.runs_rel or self.runs.as_posix()
         depth = 2 + (self.runs_rel.count("/") + 1 if self.runs_rel else 0)
@@ -165,6 +166,10 @@ class _Project:
             self._names[stage] = (frozenset(n for n, _ in found),
                                   frozenset(n for n, link in found if link))
         return self._names[stage]
+
+    def in_runs(self, runs_path: str) -> str:
+        """The absolute path (text) of a path relative to the runs folder."""
+        return f"{self.runs_str}/{runs_path}"
 
     def runs_shown(self, runs_path: str) -> str:
         """A path inside the runs folder as a user sees it from the project root."""
@@ -328,8 +333,12 @@ def _draft(row: Row, project: _Project, flows: _Flows) -> _Draft:
     flow, base, base_file = flows.resolve(row, rendered.get("flow"))
     config = _copy(base)
     for header, value in rendered.items():
-        if header not in RESERVED:
+        if header in RESERVED:
+            continue
+        if "." in header or isinstance(value, dict):
             _set_dotted(config, header, value, row)
+        else:
+            config[header] = _copy(value)
     draft = _Draft(row.stage, name, flow, config, row, base_file)
     draft.config = _paths(config, draft, project, ())
     return draft
@@ -339,7 +348,7 @@ def _instance_name(row: Row, builtins: Mapping[str, Any]) -> str:
     raw = row.values.get("instance")
     if raw is None or raw == "":
         raise TableError("the instance name is blank", _location(row, "instance"))
-    if isinstance(raw, str):
+    if isinstance(raw, str) and "{instance" in raw:
         try:
             if "instance" in templating.fields(raw):
                 raise TemplateError("the instance name cannot use {instance}",
@@ -571,53 +580,74 @@ def decide(instances: Sequence[Instance], project_root: Path, runs_dir: Path, *,
 def _decide(instances: Sequence[Instance], project: _Project, force: bool,
             select: Sequence[str] | None) -> list[Decision]:
     chosen, targets = _select(instances, select)
-    forced = targets if force else set()
-    outputs: dict[str, set[str]] = {}
-    for inst in instances:
-        for path in inst.references:
-            parts = path.split("/")
-            if len(parts) >= 2:
-                outputs.setdefault(f"{parts[0]}/{parts[1]}", set()).add(path)
-    records: dict[str, dict | None] = {}
-    ran: set[str] = set()
-    decisions = []
-    for inst in instances:
-        if inst.key not in chosen:
-            continue
-        record = records[inst.key] = state.read_record(project.runs / inst.run_dir)
-        reasons = _reasons(inst, record, project, inst.key in forced,
-                           sorted(outputs.get(inst.key, ())), records, ran)
+    judge = _Judge(instances, project, targets if force else set())
+    return [judge.decide(inst) for inst in instances if inst.key in chosen]
+
+
+class _Judge:
+    """Decides instances upstream first, remembering the records read and what runs."""
+
+    def __init__(self, instances: Sequence[Instance], project: _Project, forced: set[str]):
+        self.project = project
+        self.forced = forced
+        self.outputs: dict[str, set[str]] = {}
+        for inst in instances:
+            for path in inst.references:
+                parts = path.split("/", 2)
+                if len(parts) >= 2:
+                    self.outputs.setdefault(f"{parts[0]}/{parts[1]}", set()).add(path)
+        self.records: dict[str, dict | None] = {}
+        self.ran: set[str] = set()
+
+    def decide(self, inst: Instance) -> Decision:
+        key = inst.key
+        record = self.records[key] = state.read_record(self.project.in_runs(inst.run_dir))
+        reasons = self.reasons(inst, key, record)
         if reasons:
-            ran.add(inst.key)
-        decisions.append(Decision(inst, bool(reasons), tuple(reasons)))
-    return decisions
+            self.ran.add(key)
+        return Decision(inst, bool(reasons), tuple(reasons))
 
+    def reasons(self, inst: Instance, key: str, record: dict | None) -> list[str]:
+        reasons = ["forced"] if key in self.forced else []
+        if record is None:
+            folder = self.project.in_runs(inst.run_dir)
+            killed = state.is_started(folder) or state.has_record_file(folder)
+            return [*reasons, "last run incomplete" if killed else "new"]
+        if record["status"] == "error":
+            reasons.append("last run failed")
+        checks = (
+            ("config changed", _config_changes(inst.config, record["config"])),
+            ("code changed", _code_changes(inst, record, self.project)),
+            ("input changed", _input_changes(inst, record, self.project)),
+            ("missing output", self.missing_outputs(key)),
+            ("upstream ran", self.upstream_changes(inst, record)),
+        )
+        reasons += [f"{label}: {_listed(items)}" for label, items in checks if items]
+        return reasons
 
-def _reasons(inst: Instance, record: dict | None, project: _Project, forced: bool,
-             outputs: list[str], records: Mapping[str, dict | None],
-             ran: set[str]) -> list[str]:
-    reasons = ["forced"] if forced else []
-    if record is None:
-        folder = project.runs / inst.run_dir
-        killed = state.is_started(folder) or state.has_record_file(folder)
-        return [*reasons, "last run incomplete" if killed else "new"]
-    if record["status"] == "error":
-        reasons.append("last run failed")
-    checks = (
-        ("config changed", _config_changes(inst.config, record["config"])),
-        ("code changed", _code_changes(inst, record, project)),
-        ("input changed", _input_changes(inst, record, project)),
-        ("missing output", [project.runs_shown(p) for p in outputs
-                            if project.stat(str(project.runs / p)) is None]),
-        ("upstream ran", _upstream_changes(inst, record, records, ran)),
-    )
-    reasons += [f"{label}: {_listed(items)}" for label, items in checks if items]
-    return reasons
+    def missing_outputs(self, key: str) -> list[str]:
+        """Paths some instance references inside this one's folder that are gone."""
+        paths = self.outputs.get(key)
+        if not paths:
+            return []
+        project = self.project
+        return [project.runs_shown(p) for p in sorted(paths)
+                if project.stat(project.in_runs(p)) is None]
+
+    def upstream_changes(self, inst: Instance, record: Mapping[str, Any]) -> list[str]:
+        """Upstream that runs now, or ran (or vanished) since this record was written."""
+        seen = record["upstream"]
+        changed = []
+        for dep in inst.depends_on:
+            upstream = self.records.get(dep)
+            if dep in self.ran or upstream is None or seen.get(dep) != upstream["run_id"]:
+                changed.append(dep)
+        return changed
 
 
 def _config_changes(config: Mapping[str, Any], saved: Any) -> list[str]:
     now = state.canonical(config)
-    if _dump(now) == _dump(saved):
+    if _same(now, saved):
         return []
     return [f"{key} {_show(old)} -> {_show(new)}"
             for key, old, new in _diff(state.canonical(saved), now, "")]
@@ -636,13 +666,32 @@ def _diff(old: Any, new: Any, prefix: str) -> Iterable[tuple[str, Any, Any]]:
     if isinstance(old, dict) and isinstance(new, dict):
         for key in sorted(set(old) | set(new)):
             yield from _diff(old.get(key, _UNSET), new.get(key, _UNSET), prefix + key + ".")
-    elif old is _UNSET or new is _UNSET or _dump(old) != _dump(new):
+    elif not _same(old, new):
         yield prefix[:-1], old, new
 
 
-def _dump(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
-                      default=str)
+def _same(a: Any, b: Any) -> bool:
+    """Equal as JSON: unlike ``==``, ``true`` is not ``1`` (and NaN is NaN)."""
+    kind = type(a)
+    if kind is not type(b):
+        return False
+    if kind is dict:
+        if a.keys() != b.keys():
+            return False
+        for key, value in a.items():
+            other = b[key]
+            inner = type(value)
+            if inner is not type(other):
+                return False
+            if inner is dict or inner is list:
+                if not _same(value, other):
+                    return False
+            elif value != other and (value == value or other == other):
+                return False
+        return True
+    if kind is list:
+        return len(a) == len(b) and all(map(_same, a, b))
+    return a == b or (a != a and b != b)
 
 
 def _show(value: Any) -> str:
@@ -682,17 +731,6 @@ def _input_changed(path: str, saved: Any, project: _Project) -> bool:
     if info.st_mtime_ns == saved.get("mtime_ns"):
         return False
     return project.sha256(path) != saved.get("sha256")
-
-
-def _upstream_changes(inst: Instance, record: Mapping[str, Any],
-                      records: Mapping[str, dict | None], ran: set[str]) -> list[str]:
-    seen = record["upstream"]
-    changed = []
-    for dep in inst.depends_on:
-        upstream = records.get(dep)
-        if dep in ran or upstream is None or seen.get(dep) != upstream["run_id"]:
-            changed.append(dep)
-    return changed
 
 
 def _select(instances: Sequence[Instance],

@@ -86,17 +86,37 @@ def canonical(value: Any) -> Any:
     become ints (Excel's ``2030.0`` is CSV's ``2030``), tuples become lists and dict
     keys are sorted, so key order never matters.
     """
+    kind = type(value)
+    if kind is dict:
+        return _canonical_dict(value)
+    if kind is list or kind is tuple:
+        return [canonical(v) for v in value]
+    if kind is float:
+        return int(value) if value.is_integer() else value
+    if kind is str or kind is int or kind is bool or value is None:
+        return value
     if isinstance(value, Mapping):
-        return {
-            str(k): canonical(value[k])
-            for k in sorted(value, key=str)
-            if not str(k).startswith("_")
-        }
+        return _canonical_dict(value)
     if isinstance(value, (list, tuple)):
         return [canonical(v) for v in value]
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
+    if isinstance(value, float):
+        return canonical(float(value))
     return value
+
+
+def _canonical_dict(value: Mapping[Any, Any]) -> dict[str, Any]:
+    try:
+        keys = sorted(value)
+    except TypeError:
+        keys = sorted(value, key=str)
+    out = {}
+    for key in keys:
+        name = key if type(key) is str else str(key)
+        if name[:1] != "_":
+            item = value[key]
+            kind = type(item)
+            out[name] = item if kind is str or kind is int or kind is bool else canonical(item)
+    return out
 
 
 def canonical_json(config: Any) -> str:
@@ -280,7 +300,7 @@ def read_record(run_dir: str | os.PathLike[str]) -> dict | None:
     required field or has another ``version``. Never raises on garbage.
     """
     try:
-        with open(os.path.join(run_dir, RECORD), "rb") as handle:
+        with open(f"{os.fspath(run_dir)}/{RECORD}", "rb") as handle:
             record = json.loads(handle.read().decode("utf-8"))
     except (OSError, ValueError, RecursionError):
         return None
