@@ -13,6 +13,7 @@ import json
 import os
 from collections.abc import Collection, Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 from ductaflow import state
@@ -57,6 +58,15 @@ class InstanceOnDisk:
         return f"{self.stage}/{self.instance}"
 
     @property
+    def ended(self) -> str:
+        """When the last run ended, in local time (``2030-01-01 10:00:02``), or ``""``."""
+        try:
+            moment = datetime.fromisoformat(self.ended_at.replace("Z", "+00:00"))
+        except ValueError:
+            return ""
+        return moment.astimezone().strftime("%Y-%m-%d %H:%M:%S")
+
+    @property
     def note(self) -> str:
         """What a user should know beyond the light, in words."""
         notes = []
@@ -71,7 +81,8 @@ class InstanceOnDisk:
 
 def status_rows(runs_dir: str | os.PathLike,
                 known_keys: Collection[str] | None = None) -> list[InstanceOnDisk]:
-    """Every instance found in ``runs_dir``, sorted by stage and name.
+    """Every instance found in ``runs_dir``: in the order of the last conduct, then the
+    others by stage and name.
 
     ``known_keys`` are the ``stage/instance`` keys the last conduct named; by default
     read from ``conductor_results.csv``.
@@ -79,9 +90,11 @@ def status_rows(runs_dir: str | os.PathLike,
     runs = _runs_folder(runs_dir)
     if known_keys is None:
         found = read_results_csv(runs)
-        known_keys = {r.key for r in found} if found is not None else None
-    known = set(known_keys) if known_keys is not None else None
-    return [_inspect(runs, stage, name, known) for stage, name in instance_folders(runs)]
+        known_keys = [r.key for r in found] if found is not None else None
+    order = {key: i for i, key in enumerate(known_keys or ())}
+    rows = [_inspect(runs, stage, name, order if known_keys is not None else None)
+            for stage, name in instance_folders(runs)]
+    return sorted(rows, key=lambda row: order.get(row.key, len(order)))
 
 
 def instance_folders(runs: Path) -> Iterator[tuple[str, str]]:
@@ -110,7 +123,8 @@ def _is_instance(folder: Path) -> bool:
         return False
 
 
-def _inspect(runs: Path, stage: str, name: str, known: set[str] | None) -> InstanceOnDisk:
+def _inspect(runs: Path, stage: str, name: str,
+             known: Collection[str] | None) -> InstanceOnDisk:
     folder = runs / stage / name
     listed = None if known is None else f"{stage}/{name}" in known
     record = state.read_record(folder)

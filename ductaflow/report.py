@@ -13,6 +13,7 @@ the last lines of red and orange output.
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import os
 import re
@@ -134,6 +135,13 @@ def _base_row(stage: str, instance: str, flow: str) -> dict[str, Any]:
 
 
 def _result_row(result: RunResult, runs: Path) -> dict[str, Any]:
+    """A finished instance's row; its files no longer change, so it is read once."""
+    return dict(_finished_row(result, str(runs)))
+
+
+@functools.lru_cache(maxsize=4096)
+def _finished_row(result: RunResult, runs_text: str) -> dict[str, Any]:
+    runs = Path(runs_text)
     row = _base_row(result.stage, result.instance, result.flow)
     light = result.status.value if result.status else "none"
     row.update(light=light, action=result.action.value, reason=result.reason,
@@ -418,7 +426,9 @@ def timeline(rows: Sequence[dict[str, Any]], now: datetime) -> dict[str, Any] | 
             lanes.append(end)
         lanes[lane] = end
         bars.append(_bar(start, end, row, lane, t0, total))
-    return {"bars": bars, "lanes": len(lanes), "ticks": _ticks(total),
+    running = sum(1 for bar in bars if bar["light"] == "running")
+    return {"bars": bars, "ran": len(bars) - running, "running": running,
+            "lanes": len(lanes), "ticks": _ticks(total),
             "height": len(lanes) * LANE_PX + AXIS_PX, "axis_y": len(lanes) * LANE_PX + 15,
             "span": _clock(total)}
 
@@ -460,10 +470,12 @@ def _tick_label(seconds: int) -> str:
 # --- rendering ------------------------------------------------------------------------------
 
 
+@functools.lru_cache(maxsize=4)
 def _asset(name: str) -> str:
     return resources.files("ductaflow").joinpath("templates", name).read_text(encoding="utf-8")
 
 
+@functools.lru_cache(maxsize=1)
 def _environment() -> Any:
     import jinja2
 

@@ -253,7 +253,7 @@ def test_running_and_waiting_instances_and_time_left(tmp_path: Path) -> None:
 
 def test_timeline_packs_overlapping_runs_into_lanes(finished: tuple) -> None:
     _, _, html = finished
-    assert "5 ran in 12.0 s, up to 2 at once" in html
+    assert "5 ran over 12.0 s, up to 2 at once" in html
     page = Page(html)
     ids = {a["id"] for a in page.all("details") if a.get("id")}
     anchors = [a["href"] for a in page.all("a") if a["href"].startswith("#")]

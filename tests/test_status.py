@@ -191,7 +191,7 @@ def test_status_rows_find_every_instance_on_disk(tmp_path: Path) -> None:
         "stage,instance,action,status\nprep,a,ran,success\nprep,b,failed,error\n"
         "model,k,ran,success\n", encoding="utf-8")
     rows = {r.key: r for r in status_rows(runs)}
-    assert list(rows) == ["model/k", "prep/a", "prep/b", "prep/c"]
+    assert list(rows) == ["prep/a", "prep/b", "model/k", "prep/c"]  # the conduct's order first
     assert rows["prep/a"].status == "success" and rows["prep/a"].from_record
     assert rows["prep/a"].duration_s == 2.0 and rows["prep/a"].action == "ran"
     assert rows["prep/b"].status == "error" and rows["prep/b"].action == "failed"
@@ -201,6 +201,7 @@ def test_status_rows_find_every_instance_on_disk(tmp_path: Path) -> None:
     assert rows["model/k"].incomplete and rows["model/k"].status == ""
     assert rows["model/k"].flow == "flows/model.py"
     assert rows["prep/a"].in_last_conduct is True
+    assert rows["prep/a"].ended.startswith("2030-01-01") and rows["model/k"].ended == ""
 
 
 def test_status_rows_without_results_csv_do_not_guess(tmp_path: Path) -> None:
