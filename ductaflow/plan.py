@@ -28,6 +28,11 @@ Instances (``build_instances``)
     - anything else (URLs, ``../`` paths leaving the project, bare words such as
       ``north`` even when a folder of that name exists): unchanged.
 
+    Instance and stage names must be safe single path components on every OS
+    (``name_problem``), unique per stage regardless of case, and an instance folder
+    that resolves (through a symlink) outside the runs folder is refused. Instances
+    come upstream first, otherwise in table order, then row order.
+
 Decisions (``decide``)
     Reasons, in this order: ``forced``, ``new``, ``last run incomplete``, ``last
     run failed``, ``config changed: k old -> new, ...``, ``code changed: f, ...``,
@@ -64,12 +69,11 @@ from ductaflow.errors import Location, PlanError, TableError, TemplateError, Usa
 from ductaflow.model import Decision, Instance, Row, Table
 
 RESERVED = ("instance", "flow")
-BUILTINS = ("stage", "instance", "runs")
 MAX_NAME = 100
 SHOWN_ITEMS = 5
 SHOWN_CHARS = 40
 _WINDOWS_DEVICES = frozenset(
-    ["CON", "PRN", "AUX", "NUL"]
+    ["CON", "PRN", "AUX", "NUL", "CONIN$", "CONOUT$"]
     + [f"{p}{i}" for p in ("COM", "LPT") for i in range(1, 10)]
 )
 _BAD_CHARS = re.compile(r'[/\\:*?"<>|\x00-\x1f\x7f]')
@@ -106,7 +110,7 @@ def name_problem(name: str) -> str | None:
 
 
 @dataclass(frozen=True)
-class PathRef:
+class _PathRef:
     """What a string in a config turned out to be, once, for the whole plan."""
 
     value: str
@@ -131,7 +135,7 @@ class _Project:
         self._stats: dict[str, os.stat_result | None] = {}
         self._hashes: dict[str, str] = {}
         self._names: dict[str, tuple[frozenset[str], frozenset[str]]] = {}
-        self._refs: dict[str, PathRef | None] = {}
+        self._refs: dict[str, _PathRef | None] = {}
 
     def stat(self, path: str) -> os.stat_result | None:
         """``os.stat`` of an absolute or project-relative path, None when missing."""
@@ -176,13 +180,13 @@ class _Project:
         base = self.runs_text
         return f"{base}/{runs_path}" if runs_path else base
 
-    def ref(self, text: str) -> PathRef | None:
+    def ref(self, text: str) -> _PathRef | None:
         """``text`` as a path (rewritten for the instance folder), or None."""
         if text not in self._refs:
             self._refs[text] = self._classify(text)
         return self._refs[text]
 
-    def _classify(self, text: str) -> PathRef | None:
+    def _classify(self, text: str) -> _PathRef | None:
         if len(text) > 4096 or "\n" in text or _URL.match(text):
             return None
         if "/" not in text and "\\" not in text and "." not in text:
@@ -196,24 +200,24 @@ class _Project:
         runs = self.runs_rel
         if runs is not None and (norm == runs or norm.startswith(runs + "/")):
             inside = norm[len(runs) + 1:]
-            return PathRef(posixpath.join("../..", inside) if inside else "../..", inside)
+            return _PathRef(posixpath.join("../..", inside) if inside else "../..", inside)
         info = self.stat(norm)
         if info is None:
             return None
         value = self.up_to_root + norm if self.up_to_root else (self.root / norm).as_posix()
-        return PathRef(value, input=norm if stat.S_ISREG(info.st_mode) else None)
+        return _PathRef(value, input=norm if stat.S_ISREG(info.st_mode) else None)
 
-    def _absolute(self, text: str, path: str) -> PathRef | None:
+    def _absolute(self, text: str, path: str) -> _PathRef | None:
         absolute = Path(os.path.normpath(path))
         inside = _relative(absolute, self.runs)
         if inside is not None:
-            return PathRef(text, "" if inside == "." else inside)
+            return _PathRef(text, "" if inside == "." else inside)
         project = _relative(absolute, self.root)
         if project is None or project == ".":
             return None
         info = self.stat(project)
         is_file = info is not None and stat.S_ISREG(info.st_mode)
-        return PathRef(text, input=project if is_file else None)
+        return _PathRef(text, input=project if is_file else None)
 
     def check_inside(self, stage: str, names: Iterable[str]) -> None:
         """Refuse instance folders that resolve outside the runs folder (symlinks)."""
@@ -277,8 +281,11 @@ def _build(tables: Sequence[Table], project: _Project) -> list[Instance]:
                 _check_unique(draft, seen)
                 drafts.append(draft)
     known = {d.key: d for d in drafts}
-    for stage in dict.fromkeys(d.stage for d in drafts):
-        project.check_inside(stage, [d.name for d in drafts if d.stage == stage])
+    stages: dict[str, list[str]] = {}
+    for draft in drafts:
+        stages.setdefault(draft.stage, []).append(draft.name)
+    for stage, names in stages.items():
+        project.check_inside(stage, names)
     instances = [_instance(d, known, project) for d in drafts]
     return _topological(instances)
 
@@ -752,7 +759,7 @@ def _select(instances: Sequence[Instance],
         key = todo.pop()
         if key not in chosen:
             chosen.add(key)
-            todo.extend(by_key[key].depends_on)
+            todo.extend(by_key[key].depends_on if key in by_key else ())
     return chosen, targets
 
 

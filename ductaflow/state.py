@@ -301,8 +301,17 @@ def read_record(run_dir: str | os.PathLike[str]) -> dict | None:
     """
     try:
         with open(f"{os.fspath(run_dir)}/{RECORD}", "rb") as handle:
-            record = json.loads(handle.read().decode("utf-8"))
-    except (OSError, ValueError, RecursionError):
+            data = handle.read()
+    except OSError:
+        return None
+    return parse_record(data)
+
+
+def parse_record(data: bytes) -> dict | None:
+    """The record in a ``record.json``'s bytes, or None for anything not a valid one."""
+    try:
+        record = json.loads(data.decode("utf-8"))
+    except (ValueError, RecursionError):
         return None
     return None if _problem(record) else record
 

@@ -92,8 +92,12 @@ def test_read_record_truncated_or_garbled_is_none_or_whole(tmp_path: Path) -> No
     rng = random.Random(7)
     for cut in range(len(data) + 1):
         for tail in (b"", bytes(rng.randrange(256) for _ in range(5))):
-            path.write_bytes(data[:cut] + tail)
-            assert state.read_record(tmp_path) in (None, whole), (cut, tail)
+            assert state.parse_record(data[:cut] + tail) in (None, whole), (cut, tail)
+    for cut in (0, 1, len(data) // 2, len(data) - 2):
+        path.write_bytes(data[:cut])
+        assert state.read_record(tmp_path) is None
+    path.write_bytes(data[:-1])  # only the final newline lost
+    assert state.read_record(tmp_path) == whole
 
 
 def test_atomic_write_text_keeps_the_old_file_on_failure(tmp_path: Path) -> None:
