@@ -526,11 +526,13 @@ def _origin(draft: _Draft, keys: str) -> Location:
 
 def _dangling(draft: _Draft, runs_path: str, key: str, keys: str,
               known: Mapping[str, _Draft], project: _Project) -> None:
-    same_case = [k for k in known if k.casefold() == key.casefold()]
+    stage = key.split("/")[0]
+    candidates = [*known, *(f"{stage}/{name}" for name in sorted(project.folders(stage)))]
+    same_case = [k for k in candidates if k.casefold() == key.casefold()]
     if same_case:
         hint = f"did you mean {same_case[0]}? instance names are case-sensitive"
     else:
-        close = difflib.get_close_matches(key, list(known), n=3)
+        close = difflib.get_close_matches(key, candidates, n=3)
         hint = "did you mean " + " or ".join(close) + "?" if close else None
     raise PlanError(
         f"{project.runs_shown(runs_path)} points into instance {key}, which no table "

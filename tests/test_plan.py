@@ -19,7 +19,7 @@ import pytest
 from ductaflow import state
 from ductaflow.errors import PlanError, TableError, TemplateError, UsageError
 from ductaflow.model import Row, Table
-from ductaflow.plan import Plan, build_instances, format_plan, name_problem, plan
+from ductaflow.plan import Plan, build_instances, decide, format_plan, name_problem, plan
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -316,7 +316,7 @@ def test_reference_to_an_existing_folder_no_table_defines(root: Path) -> None:
     table = _table("model", [{"instance": "x", "input": "runs/old/kept/out.csv"}])
     [inst] = build_instances([table], root, root / "runs")
     assert inst.depends_on == () and inst.config["input"] == "../../old/kept/out.csv"
-    with pytest.raises(PlanError, match="old/Kept"):
+    with pytest.raises(PlanError, match="old/Kept.*did you mean old/kept\\? .*case-sensitive"):
         table = _table("model", [{"instance": "x", "input": "runs/old/Kept/out.csv"}])
         build_instances([table], root, root / "runs")
 
@@ -547,3 +547,21 @@ def test_importing_the_planner_does_not_import_heavy_libraries() -> None:
     result = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True,
                             text=True, check=True)
     assert result.stdout.strip() == "[]"
+
+
+def test_plan_reads_table_files(root: Path) -> None:
+    _write(root / "scenarios" / "prep.csv",
+           "instance,region,growth,#note\n{region},north,0.02,x\n{region},east,,\n")
+    p = plan(root / "scenarios" / "prep.csv", project_root=root)
+    assert [(d.instance.key, d.instance.config) for d in p.decisions] == [
+        ("prep/north", {"region": "north", "growth": 0.02}), ("prep/east", {"region": "east"})]
+
+
+def test_decide_is_what_plan_decides(root: Path) -> None:
+    _ran(root)
+    tables = _pipeline(east={"growth": 0.5})
+    instances = build_instances(tables, root, root / "runs")
+    decisions = decide(instances, root, root / "runs", select=["model/east"])
+    assert tuple(decisions) == plan(tables, project_root=root, select=["model/east"]).decisions
+    assert [d.reason for d in decisions] == ["config changed: growth 0.03 -> 0.5",
+                                             "upstream ran: prep/east"]
