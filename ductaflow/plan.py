@@ -81,6 +81,7 @@ _URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 _DRIVE = re.compile(r"^[A-Za-z]:")
 _JSON_LIKE = re.compile(r"^(true|false|null|-?\d+(\.\d+)?([eE][-+]?\d+)?)$")
 _FLOW_SUFFIXES = (".py", ".ipynb")
+_NUMBERS = frozenset({int, float, bool, type(None)})
 
 
 # --- names --------------------------------------------------------------------------
@@ -433,7 +434,8 @@ def _paths(value: Any, draft: _Draft, project: _Project, keys: tuple[str, ...]) 
     if isinstance(value, list):
         return [_paths(v, draft, project, keys) for v in value]
     if isinstance(value, dict):
-        return {k: _paths(v, draft, project, (*keys, str(k))) for k, v in value.items()}
+        return {k: v if type(v) in _NUMBERS else _paths(v, draft, project, (*keys, str(k)))
+                for k, v in value.items()}
     return value
 
 
