@@ -2,10 +2,10 @@
 
 ``collect`` is called once per instance run and saved in its record as
 ``provenance``; the report shows it when a user expands the instance. It is cheap:
-package versions come from ``importlib.metadata`` (no imports), git is asked once
-(``git status --porcelain=v2 --branch``, a few milliseconds) and the answer is cached
-for the life of the process. Worker processes live for one instance, so the dirty
-flag is as of that instance's start.
+host, Python and package versions (from ``importlib.metadata``, no imports) are read
+once per process; git is asked with one ``git status --porcelain=v2 --branch`` (a few
+milliseconds) whose answer is kept ``GIT_TTL_S`` seconds, so a long-lived worker (Dask)
+still sees a work tree that became dirty.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ import platform
 import socket
 import subprocess
 import sys
+import time
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,7 @@ from typing import Any
 PACKAGES = ("ductaflow", "papermill", "nbclient", "ipykernel", "jupytext", "pandas",
             "numpy", "openpyxl", "matplotlib", "distributed")
 GIT_TIMEOUT_S = 5.0
+GIT_TTL_S = 10.0
 #: Variables that would point git at another repository than the project's.
 _GIT_ENV = ("GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_OBJECT_DIRECTORY",
             "GIT_COMMON_DIR")
@@ -37,22 +39,34 @@ def collect(project_root: str | os.PathLike) -> dict[str, Any]:
     "branch", "dirty"}}``; ``git`` is left out when git is absent or the project root
     is not in a repository. Never raises.
     """
-    return copy.deepcopy(_collect(str(Path(project_root).absolute())))
+    found = copy.deepcopy(_environment())
+    git = _cached_git(str(Path(project_root).absolute()))
+    if git:
+        found["git"] = dict(git)
+    return found
 
 
-@functools.lru_cache(maxsize=8)
-def _collect(project_root: str) -> dict[str, Any]:
-    found: dict[str, Any] = {
+@functools.lru_cache(maxsize=1)
+def _environment() -> dict[str, Any]:
+    return {
         "host": socket.gethostname(),
         "platform": platform.platform(terse=True),
         "python": platform.python_version(),
         "python_executable": sys.executable,
         "packages": package_versions(),
     }
-    git = git_state(project_root)
-    if git:
-        found["git"] = git
-    return found
+
+
+_GIT_CACHE: dict[str, tuple[float, dict[str, Any] | None]] = {}
+
+
+def _cached_git(project_root: str) -> dict[str, Any] | None:
+    now = time.monotonic()
+    cached = _GIT_CACHE.get(project_root)
+    if cached is None or now - cached[0] > GIT_TTL_S:
+        cached = (now, git_state(project_root))
+        _GIT_CACHE[project_root] = cached
+    return cached[1]
 
 
 def package_versions(names: tuple[str, ...] = PACKAGES) -> dict[str, str]:

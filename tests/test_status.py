@@ -147,6 +147,7 @@ def test_provenance_git_commit_and_dirty_flag(tmp_path: Path) -> None:
     clean = provenance.git_state(tmp_path)
     assert clean is not None and len(clean["commit"]) == 40
     assert clean["dirty"] is False and clean["branch"] == "main"
+    assert provenance.collect(tmp_path)["git"] == clean
     (tmp_path / "runs").mkdir()
     (tmp_path / "runs" / "new.txt").write_text("untracked outputs do not count")
     assert provenance.git_state(tmp_path)["dirty"] is False
