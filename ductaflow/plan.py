@@ -291,6 +291,20 @@ def _build(tables: Sequence[Table], project: _Project) -> list[Instance]:
     return _topological(instances)
 
 
+def base_config_path(flow: str) -> str:
+    """The base config of a flow: a ``config/`` folder beside its folder, same layout.
+
+    ``flows/x.py`` -> ``config/flows/x.json`` (SPEC.md); a project kept in a
+    subfolder works the same way: ``examples/flows/x.py`` ->
+    ``examples/config/flows/x.json``.
+    """
+    folder, _, name = flow.rpartition("/")
+    stem = next((name[: -len(s)] for s in _FLOW_SUFFIXES if name.endswith(s)), name)
+    parent, _, leaf = folder.rpartition("/")
+    prefix = f"{parent}/" if parent else ""
+    return f"{prefix}config/{leaf}/{stem}.json" if leaf else f"config/{stem}.json"
+
+
 def _location(row: Row, header: str | None = None) -> Location:
     column = None if header is None else f"{row.columns.get(header, '?')} ({header})"
     return Location(row.file, row.sheet, row.line, column)
@@ -478,8 +492,7 @@ class _Flows:
                          hint="add a 'flow' column or create the default flow")
 
     def _base(self, flow: str) -> tuple[dict[str, Any], str | None]:
-        stem = next((flow[: -len(s)] for s in _FLOW_SUFFIXES if flow.endswith(s)), flow)
-        name = f"config/{stem}.json"
+        name = base_config_path(flow)
         path = self.project.root / name
         try:
             text = path.read_text(encoding="utf-8-sig")

@@ -565,3 +565,12 @@ def test_decide_is_what_plan_decides(root: Path) -> None:
     assert tuple(decisions) == plan(tables, project_root=root, select=["model/east"]).decisions
     assert [d.reason for d in decisions] == ["config changed: growth 0.03 -> 0.5",
                                              "upstream ran: prep/east"]
+
+
+def test_base_config_sits_in_a_config_folder_beside_the_flows_folder() -> None:
+    from ductaflow.plan import base_config_path
+
+    assert base_config_path("flows/x.py") == "config/flows/x.json"
+    assert base_config_path("builds/y.py") == "config/builds/y.json"
+    assert base_config_path("examples/flows/prep.py") == "examples/config/flows/prep.json"
+    assert base_config_path("x.ipynb") == "config/x.json"
