@@ -81,7 +81,7 @@ def run_notebook(
             raise
         footer = footer_line(stem, time.monotonic() - started)
         writer.write_line(footer, echo=False)
-    _after_run(flow, run_dir, out_nb, export_html, "done", root)
+    _after_run(flow, run_dir, out_nb, export_html, _light(output_path(run_dir, stem)), root)
     print(footer, flush=True)
     return out_nb
 
@@ -221,6 +221,12 @@ def _remaining(deadline: float):
         return max(deadline - time.monotonic(), 0.01)
 
     return timeout_for
+
+
+def _light(output_file: Path) -> str:
+    from ductaflow.status import scan_output
+
+    return scan_output(output_file).value
 
 
 def _after_run(flow: Path, run_dir: Path, out_nb: Path, export_html: bool, status: str,
