@@ -13,6 +13,7 @@ import contextlib
 import csv
 import io
 import json
+import logging
 import os
 import tempfile
 import time
@@ -22,6 +23,8 @@ from typing import Any
 
 from ductaflow import state
 from ductaflow.model import Instance, RunResult
+
+log = logging.getLogger(__name__)
 
 RESULTS_CSV = "conductor_results.csv"
 RESULTS_XLSX = "conductor_results.xlsx"
@@ -41,18 +44,27 @@ def write_results(results: Sequence[RunResult], the_plan: Any, *, running: bool,
     ``running_now`` maps the keys of the instances running at this moment to their
     ISO start time, for the report's timeline and time estimate.
     """
-    runs_dir: Path = the_plan.runs_dir
-    state.atomic_write_text(runs_dir / RESULTS_CSV, results_csv(results, the_plan.project_root,
-                                                               runs_dir))
     from ductaflow.report import generate_status_report
 
+    runs_dir: Path = the_plan.runs_dir
+    csv_text = results_csv(results, the_plan.project_root, runs_dir)
+    _keep_going(runs_dir / RESULTS_CSV, state.atomic_write_text, csv_text)
     html = generate_status_report(results, runs_dir, running=running,
                                   elapsed_s=time.time() - started_at,
                                   running_now=running_now, decisions=the_plan.decisions)
-    state.atomic_write_text(runs_dir / REPORT_HTML, html)
+    _keep_going(runs_dir / REPORT_HTML, state.atomic_write_text, html)
     if not running:
         instances = {d.instance.key: d.instance for d in the_plan.decisions}
-        write_workbook(runs_dir / RESULTS_XLSX, results, instances)
+        _keep_going(runs_dir / RESULTS_XLSX, write_workbook, results, instances)
+
+
+def _keep_going(path: Path, write: Any, *args: Any) -> None:
+    """A file held open elsewhere (Excel locks what it shows, on Windows) is logged and
+    left as it was: the conduct goes on, and the next write tries again."""
+    try:
+        write(path, *args)
+    except OSError as exc:
+        log.warning("could not write %s: %s", path, exc)
 
 
 def results_csv(results: Sequence[RunResult], project_root: Path, runs_dir: Path) -> str:

@@ -325,3 +325,17 @@ def test_rebuild_report_without_results_lists_what_is_on_disk(tmp_path: Path) ->
     runs, _ = make_runs(tmp_path)
     html = rebuild_report(runs).read_text(encoding="utf-8")
     assert counts(html)["total"] == 0 and html.count('class="inst"') == 7
+
+
+def test_a_locked_results_file_does_not_stop_the_conduct(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    import ductaflow.results
+
+    def locked(path: Path, *args: object) -> None:
+        raise PermissionError(13, "in use by another process", str(path))
+
+    runs, results = make_runs(tmp_path)
+    monkeypatch.setattr(ductaflow.results, "write_workbook", locked)
+    write_results(results, fake_plan(tmp_path, runs, results), running=False, started_at=0.0)
+    assert (runs / REPORT_HTML).is_file() and not (runs / RESULTS_XLSX).exists()
+    assert "could not write" in caplog.text and RESULTS_XLSX in caplog.text
