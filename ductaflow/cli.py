@@ -61,6 +61,8 @@ def _add_conduct(sub: argparse._SubParsersAction) -> None:
                    help="instances run at once (default: number of cores)")
     p.add_argument("--dry-run", action="store_true", help="show what would run and why")
     p.add_argument("--force", action="store_true", help="run every selected instance")
+    p.add_argument("--accept", action="store_true",
+                   help="record what would run as done, without running it")
     p.add_argument("--select", action="append", default=None, metavar="PATTERN",
                    help="stage/instance glob; repeatable")
     p.add_argument("--fail-fast", action="store_true", help="start nothing new after a failure")

@@ -55,6 +55,7 @@ def conduct(
     scheduler: str | None = None,
     warm: bool = True,
     preload: Sequence[str] | None = None,
+    accept: bool = False,
     on_event: EventHandler | None = None,
 ) -> list[RunResult]:
     """Run every instance of the scenario tables that is not up to date.
@@ -65,7 +66,9 @@ def conduct(
     ``distributed.Client``, or any object with the executor interface. ``warm``
     keeps initialized kernels ready ahead of need (Linux, local executor, notebook
     mode), with the ``preload`` modules (default: ``[tool.ductaflow] preload`` in
-    the project's ``pyproject.toml``) already imported.
+    the project's ``pyproject.toml``) already imported. ``accept`` records what would
+    run as done without running it (like Snakemake's ``--touch``), for a renamed
+    column or a cosmetic edit.
     Returns one ``RunResult`` per planned instance, in plan order.
     """
     notify = on_event or (lambda kind, payload: None)
@@ -80,6 +83,9 @@ def conduct(
     with _runs_lock(first.runs_dir, wait, notify):
         current = make_plan()
         notify("plan", current)
+        if accept:
+            return _accept_all(current, ExecOptions(current.project_root, current.runs_dir),
+                               notify)
         jobs = jobs or os.cpu_count() or 1
         kernels = _kernel_server(current, mode, warm and executor == "local", preload, jobs)
         options = ExecOptions(current.project_root, current.runs_dir, mode, timeout,
@@ -93,6 +99,23 @@ def conduct(
                 close()
             if kernels is not None:
                 kernels.close()
+
+
+def _accept_all(the_plan: Plan, options: ExecOptions, notify: EventHandler) -> list[RunResult]:
+    """``--accept``: record every stale instance as done, upstream first."""
+    from ductaflow.execute import accept_instance
+    from ductaflow.results import write_results
+
+    results = []
+    for decision in the_plan.decisions:
+        if decision.run:
+            result = accept_instance(decision.instance, decision.reason, options)
+            notify("finish", result)
+        else:
+            result = skipped_result(decision, the_plan)
+        results.append(result)
+    write_results(results, the_plan, running=False, started_at=time.time())
+    return results
 
 
 def _kernel_server(the_plan: Plan, mode: str, warm: bool, preload: Sequence[str] | None,

@@ -32,7 +32,7 @@ def conduct_from_cli(args: argparse.Namespace) -> int:
             force=args.force, select=args.select, fail_fast=args.fail_fast,
             wait=not args.no_wait, timeout=args.timeout, mode=args.mode,
             export_html=args.html, executor=args.executor, scheduler=args.scheduler,
-            warm=args.warm, preload=args.preload,
+            warm=args.warm, preload=args.preload, accept=args.accept,
             on_event=view.on_event)
     except ConductInterrupted as exc:
         view.close()
@@ -122,7 +122,7 @@ class ConductView:
 
     def _on_finish(self, result: RunResult) -> None:
         self.running.pop(result.key, None)
-        if result.action is Action.SKIPPED:
+        if result.action is Action.SKIPPED and not result.reason.startswith("accepted"):
             return
         status = result.status.value if result.status else ""
         colour = _COLOURS.get(status, "grey50")
@@ -131,7 +131,7 @@ class ConductView:
                 f"{result.duration_s:6.1f}s")
         if result.error:
             line += f"   {_escape(result.error)}"
-        elif result.action is Action.BLOCKED:
+        elif result.action is Action.BLOCKED or result.reason.startswith("accepted"):
             line += f"   {_escape(result.reason)}"
         self.console.print(line, highlight=False)
         if self.progress is not None and result.action is not Action.SKIPPED:

@@ -63,6 +63,38 @@ def execute_instance(instance: Instance, reason: str, options: ExecOptions) -> R
         error=error, started_at=started_at, ended_at=record["ended_at"])
 
 
+def accept_instance(instance: Instance, reason: str, options: ExecOptions) -> RunResult:
+    """Record the current config, code, inputs and upstream as done, without running.
+
+    Only a finished, green or orange run can be accepted: its outputs exist and came
+    from a run that worked. A new, failed or killed instance is left to run.
+    """
+    run_dir = instance_dir(options.runs_dir, instance)
+    previous = state.read_record(run_dir)
+    if previous is None or previous["status"] == Status.ERROR.value:
+        why = "never finished" if previous is None else "its last run failed"
+        return RunResult(stage=instance.stage, instance=instance.name, action=Action.BLOCKED,
+                         status=None, reason=f"not accepted: {why} ({reason})", duration_s=0.0,
+                         run_dir=instance.run_dir, flow=instance.flow)
+    flows = previous.get("flows") or []
+    record = {**previous, **state.new_record(
+        stage=instance.stage, instance=instance.name, flow=instance.flow,
+        config=instance.config,
+        code=state.code_fingerprint(options.project_root,
+                                    [instance.flow, *(f["flow"] for f in flows)]),
+        inputs=state.input_fingerprints(options.project_root, instance.inputs),
+        upstream=state.upstream_run_ids(options.runs_dir, instance.depends_on),
+        status=previous["status"], started_at=previous["started_at"],
+        ended_at=previous["ended_at"], duration_s=previous["duration_s"],
+        run_id=previous["run_id"]), "accepted": reason}
+    state.write_record(run_dir, record)
+    return RunResult(stage=instance.stage, instance=instance.name, action=Action.SKIPPED,
+                     status=Status(previous["status"]), reason=f"accepted: {reason}",
+                     duration_s=float(previous["duration_s"]), run_dir=instance.run_dir,
+                     flow=instance.flow, started_at=previous["started_at"],
+                     ended_at=previous["ended_at"])
+
+
 def instance_dir(runs_dir: Path, instance: Instance) -> Path:
     """The instance's folder; refused when a symlink would lead outside the runs folder."""
     path = runs_dir / instance.stage / instance.name

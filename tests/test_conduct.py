@@ -219,3 +219,21 @@ def test_ctrl_c_stops_running_instances_and_exits_130(tmp_path):
     assert not (root / "runs/prep/A/.ductaflow/record.json").exists()
     done = run_cli("conduct", *TABLES, "--mode", "script", "--dry-run", cwd=root)
     assert "last run incomplete" in done.stdout
+
+
+def test_accept_records_without_running_then_everything_skips(tmp_path, monkeypatch):
+    root = make_project(tmp_path)
+    go(root, monkeypatch)
+    (root / "scenarios/prep.csv").write_text(PREP.replace("0.5", "0.25") + "C,C,1\n",
+                                             encoding="utf-8")
+    flow = root / "flows/model.py"
+    flow.write_text(flow.read_text(encoding="utf-8") + "\n# cosmetic\n", encoding="utf-8")
+    results, ran = go(root, monkeypatch, accept=True)
+    assert ran == []
+    assert results["prep/A"].reason == "accepted: config changed: growth 0.5 -> 0.25"
+    assert results["model/B"].reason == "accepted: code changed: flows/model.py"
+    assert results["prep/C"].action is Action.BLOCKED  # never ran: nothing to accept
+    assert results["prep/C"].reason.startswith("not accepted: never finished")
+    results, ran = go(root, monkeypatch)
+    assert ran == ["prep/C"]
+    assert (root / "runs/prep/A/out.csv").read_text(encoding="utf-8") == "A,1.5\n"  # kept
