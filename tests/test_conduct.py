@@ -42,8 +42,8 @@ def go(root: Path, monkeypatch: pytest.MonkeyPatch, mode: str = "script", **kw):
     log = root / "ran.log"
     log.unlink(missing_ok=True)
     monkeypatch.setenv("DF_RUN_LOG", str(log))
-    results = conduct([str(root / t) for t in TABLES], project_root=root, mode=mode,
-                      jobs=2, **kw)
+    kw.setdefault("jobs", 2)
+    results = conduct([str(root / t) for t in TABLES], project_root=root, mode=mode, **kw)
     ran = sorted(log.read_text(encoding="utf-8").split()) if log.exists() else []
     return {r.key: r for r in results}, ran
 
@@ -237,3 +237,58 @@ def test_accept_records_without_running_then_everything_skips(tmp_path, monkeypa
     results, ran = go(root, monkeypatch)
     assert ran == ["prep/C"]
     assert (root / "runs/prep/A/out.csv").read_text(encoding="utf-8") == "A,1.5\n"  # kept
+
+
+BUILD = """\
+# %% tags=["parameters"]
+config = {}
+
+# %%
+from ductaflow import run_notebook
+
+run_notebook("flows/child_a.py", config={"x": config["x"]}, execution_dir="runs/a")
+run_notebook("flows/child_b.py", config={"x": config["x"]}, execution_dir="runs/b")
+print("build done")
+"""
+CHILD = """\
+# %% tags=["parameters"]
+config = {{}}
+
+# %%
+print("{text}", config["x"])
+"""
+
+
+def test_build_record_covers_the_flows_it_ran(tmp_path):
+    (tmp_path / "builds").mkdir()
+    (tmp_path / "flows").mkdir()
+    (tmp_path / "builds/pipeline.py").write_text(BUILD, encoding="utf-8")
+    (tmp_path / "flows/child_a.py").write_text(CHILD.format(text="a ran"), encoding="utf-8")
+    (tmp_path / "flows/child_b.py").write_text(CHILD.format(text="Warning: b is odd"),
+                                               encoding="utf-8")
+    (tmp_path / "pipeline.csv").write_text("instance,x\none,1\n", encoding="utf-8")
+    table = str(tmp_path / "pipeline.csv")
+    [result] = conduct(table, project_root=tmp_path, jobs=1, export_html=True)
+    assert result.action is Action.RAN
+    assert result.status is Status.WARNING  # worst of its own output and its flows
+    folder = tmp_path / "runs/pipeline/one"
+    assert (folder / "runs/a/child_a_execution_output.txt").is_file()
+    assert (folder / "pipeline.html").is_file()
+    out = (folder / "pipeline_execution_output.txt").read_text(encoding="utf-8")
+    assert "✅ Completed child_a" in out and "✅ Completed child_b" in out
+    assert [r.action for r in conduct(table, project_root=tmp_path, jobs=1)] == [Action.SKIPPED]
+    child = tmp_path / "flows/child_a.py"
+    child.write_text(child.read_text(encoding="utf-8") + "\n", encoding="utf-8")
+    [result] = conduct(table, project_root=tmp_path, jobs=1)
+    assert result.action is Action.RAN and result.reason == "code changed: flows/child_a.py"
+
+
+def test_timeout_and_fail_fast(tmp_path, monkeypatch):
+    root = make_project(tmp_path, prep="instance,scenario,growth,sleep\nA,A,0.5,30\nB,B,1,\n")
+    started = time.monotonic()
+    results, ran = go(root, monkeypatch, timeout=2, jobs=1, fail_fast=True)
+    assert time.monotonic() - started < 25
+    assert results["prep/A"].action is Action.FAILED
+    assert results["prep/A"].error.startswith("Timeout")
+    assert all(results[k].action is Action.BLOCKED for k in ("prep/B", "model/A", "model/B"))
+    assert "--fail-fast" in results["prep/B"].reason
