@@ -56,7 +56,7 @@ STOP_GRACE_S = 15.0
 ATTEMPT_LOCK = f"{state.STATE_DIR}/dask_attempt.lock"
 ATTEMPT_FILE = f"{state.STATE_DIR}/dask_attempt.json"
 _CAPACITY_TTL_S = 2.0
-_WATCH_INTERVAL_S = 5.0
+_WATCH_INTERVAL_S = 1.0
 _ONE_AT_A_TIME = threading.Lock()
 
 
@@ -232,6 +232,7 @@ def _connect(dd: Any, scheduler: str | None, jobs: int) -> tuple[Any, Any]:
     """A client of the scheduler at ``scheduler``, or of a new ``LocalCluster``."""
     if scheduler:
         try:
+            _probe(scheduler)
             return dd.Client(scheduler, set_as_default=False), None
         except (OSError, TimeoutError, asyncio.TimeoutError, ValueError) as exc:
             raise UsageError(f"cannot connect to the Dask scheduler at {scheduler}: {exc}",
@@ -244,6 +245,18 @@ def _connect(dd: Any, scheduler: str | None, jobs: int) -> tuple[Any, Any]:
     except BaseException:
         cluster.close()
         raise
+
+
+def _probe(address: str) -> None:
+    """Refuse a bad address fast: a Client that fails to connect takes its timeout
+    again to close."""
+    from distributed.comm import parse_address, parse_host_port
+    from distributed.comm.registry import get_backend
+
+    scheme, location = parse_address(address)
+    get_backend(scheme)  # ValueError: unknown scheme
+    if scheme == "tcp":
+        socket.create_connection(parse_host_port(location), timeout=10).close()
 
 
 def _warn_about_threads(client: Any) -> None:
@@ -374,12 +387,13 @@ class _StopWatch:
         self.done.set()
 
     def _watch(self) -> None:
-        while not self.done.is_set():
+        while not self.done.wait(_WATCH_INTERVAL_S):
             try:
-                if self.stop.wait(timeout=_WATCH_INTERVAL_S):
-                    break
+                stopped = self.stop.is_set()
             except Exception:  # noqa: BLE001 - scheduler gone: nobody can say stop
                 return
+            if stopped:
+                break
         while not self.done.is_set():  # stopped: kill whatever the flow runs, until it ends
             victims = flow_processes(self.manifest, self.since)
             if victims:

@@ -208,6 +208,13 @@ def test_project_not_visible_on_the_worker_is_refused_up_front(cluster: Cluster,
         assert len(client.nthreads()) == 2  # a Client we were given is never closed
 
 
+def test_a_scheduler_that_is_not_there_is_a_usage_error(project: Path) -> None:
+    options = ExecOptions(project, project / "runs", "script")
+    for address in ("tcp://127.0.0.1:1", "nonsense://here"):
+        with pytest.raises(UsageError, match="cannot connect to the Dask scheduler"):
+            DaskExecutor(options, 1, scheduler=address)
+
+
 def test_a_second_attempt_of_one_submission_does_not_run_the_flow_again(
         cluster: Cluster, project: Path) -> None:
     tables = write_project(project, ["a,A,0,"])
