@@ -47,6 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_run(sub)
     _add_debug(sub)
     _add_status(sub)
+    _add_report(sub)
     _add_init(sub)
     _add_new(sub)
     return parser
@@ -112,6 +113,19 @@ def _add_status(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("status", help="show the status of every instance on disk")
     p.add_argument("runs_dir", nargs="?", default="runs", metavar="RUNS_DIR")
     p.set_defaults(handler=_status)
+
+
+def _add_report(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("report", help="rebuild the HTML report from the runs folder")
+    p.add_argument("runs_dir", nargs="?", default="runs", metavar="RUNS_DIR")
+    p.set_defaults(handler=_report)
+
+
+def _report(args: argparse.Namespace) -> int:
+    from ductaflow.inspect import rebuild_report
+
+    print(f"report   {rebuild_report(Path(args.runs_dir))}")
+    return 0
 
 
 def _add_init(sub: argparse._SubParsersAction) -> None:

@@ -211,6 +211,7 @@ class _Run:
         self.pending = [d for d in the_plan.decisions if d.run]
         self.failed = False
         self.started_at = time.time()
+        self.running_since: dict[str, str] = {}
 
     def go(self) -> list[RunResult]:
         for decision in self.plan.decisions:
@@ -238,13 +239,18 @@ class _Run:
             for decision in list(self.pending):
                 self.block(decision, "not started: --fail-fast after a failure")
             return
+        started = False
         for decision in list(self.pending):
             if len(self.executor.running()) >= self.executor.capacity:
-                return
+                break
             if self.upstream_done(decision):
                 self.pending.remove(decision)
                 self.notify("start", decision)
+                self.running_since[decision.instance.key] = state.utc_now()
                 self.executor.submit(decision.instance, decision.reason)
+                started = True
+        if started:
+            self.write_outputs(running=True)
 
     def upstream_done(self, decision: Decision) -> bool:
         return all(key in self.results for key in decision.instance.depends_on
@@ -269,6 +275,7 @@ class _Run:
 
     def finish(self, result: RunResult) -> None:
         self.results[result.key] = result
+        self.running_since.pop(result.key, None)
         if result.action is Action.FAILED:
             self.failed = True
         self.notify("finish", result)
@@ -299,7 +306,7 @@ class _Run:
         from ductaflow.results import write_results
 
         write_results(self.ordered(), self.plan, running=running,
-                      started_at=self.started_at)
+                      started_at=self.started_at, running_now=dict(self.running_since))
 
 
 def skipped_result(decision: Decision, the_plan: Plan) -> RunResult:

@@ -184,22 +184,30 @@ def _display_path(path: Path) -> str:
 
 
 def status_from_cli(runs_dir: Path) -> int:
-    from ductaflow.status import analyze_execution_logs
+    """Every instance found on disk, with its light; exit 1 when any is red."""
+    from collections import Counter
 
-    if not runs_dir.is_dir():
-        from ductaflow.errors import UsageError
+    from rich.table import Table
 
-        raise UsageError(f"no runs folder {runs_dir}")
+    from ductaflow.inspect import status_rows
+
+    rows = status_rows(runs_dir)
+    table = Table(box=None, pad_edge=False, header_style="bold")
+    for column in ("", "instance", "status", "action", "ended", "duration", "note"):
+        table.add_column(column, justify="right" if column == "duration" else "left",
+                         no_wrap=column != "note")
+    for row in rows:
+        colour = _COLOURS.get(row.status, "grey50")
+        duration = f"{row.duration_s:.1f}s" if row.duration_s is not None else ""
+        table.add_row(f"[{colour}]●[/]", _escape(row.key),
+                      f"[{colour}]{row.status or 'incomplete'}[/]", row.action, row.ended,
+                      duration, _escape(row.note))
     console = _console()
-    red = False
-    for stage in sorted(p for p in runs_dir.iterdir() if p.is_dir() and not p.name.startswith(".")):
-        for folder in sorted(p for p in stage.iterdir() if p.is_dir()):
-            status = analyze_execution_logs(folder)
-            red = red or status == "error"
-            colour = _COLOURS[status]
-            console.print(f"  [{colour}]●[/] {stage.name}/{folder.name:<28} [{colour}]{status}[/]",
-                          highlight=False)
-    return 1 if red else 0
+    console.print(table)
+    lights = Counter(row.status for row in rows)
+    console.print(f"{_count(len(rows), 'instance')}   green {lights['success']} · orange "
+                  f"{lights['warning']} · red {lights['error']} · incomplete {lights['']}")
+    return 1 if lights["error"] else 0
 
 
 def _console() -> Any:

@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from ductaflow import state
+from ductaflow import provenance, state
 from ductaflow.errors import FlowError, UsageError
 from ductaflow.kernels import ENV_KERNEL_SERVER
 from ductaflow.model import Action, Instance, RunResult, Status
@@ -40,6 +40,7 @@ def execute_instance(instance: Instance, reason: str, options: ExecOptions) -> R
     run_dir.mkdir(parents=True, exist_ok=True)
     upstream = state.upstream_run_ids(options.runs_dir, instance.depends_on)
     inputs = state.input_fingerprints(options.project_root, instance.inputs)
+    produced_by = provenance.collect(options.project_root)
     started_at, started = state.utc_now(), time.monotonic()
     state.write_started(run_dir, {"stage": instance.stage, "instance": instance.name,
                                   "flow": instance.flow, "reason": reason})
@@ -54,7 +55,7 @@ def execute_instance(instance: Instance, reason: str, options: ExecOptions) -> R
                                     [instance.flow, *(f["flow"] for f in flows)]),
         inputs=inputs, upstream=upstream, status=status.value, started_at=started_at,
         ended_at=state.utc_now(), duration_s=duration, flows=flows, reason=reason,
-        error=error)
+        provenance=produced_by, error=error)
     state.write_record(run_dir, record)
     return RunResult(
         stage=instance.stage, instance=instance.name,

@@ -23,6 +23,7 @@ config = {}
 # %%
 import json
 import os
+import sys
 
 seen = getattr(json, "ductaflow_leak", None)
 json.ductaflow_leak = config["name"]

@@ -8,5 +8,5 @@ print("started", flush=True)
 time.sleep(1)
 
 # %%
-time.sleep(60)
+time.sleep(120)
 print("never printed")
