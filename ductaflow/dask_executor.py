@@ -31,6 +31,7 @@ import contextlib
 import json
 import logging
 import os
+import signal
 import socket
 import threading
 import time
@@ -239,7 +240,7 @@ def _connect(dd: Any, scheduler: str | None, jobs: int) -> tuple[Any, Any]:
                              hint="is `dask scheduler` running there?") from exc
     cluster = dd.LocalCluster(n_workers=jobs, threads_per_worker=1, processes=True,
                               host="127.0.0.1", dashboard_address=":0",
-                              silence_logs=logging.ERROR)
+                              silence_logs=logging.ERROR, preload=[__name__])
     try:
         return dd.Client(cluster, set_as_default=False), cluster
     except BaseException:
@@ -281,6 +282,25 @@ def failed_result(instance: Instance, reason: str, error: str, duration: float) 
 
 
 # --- on the worker ---------------------------------------------------------------------
+
+
+def dask_setup(worker: Any) -> None:
+    """Preloaded by the workers of the ``LocalCluster`` a conduct starts (Dask calls it).
+
+    Ctrl-C in the terminal reaches the whole process group: it belongs to the
+    conductor, which stops the flows itself. And a worker exits when the conductor
+    (its parent) dies, as local worker processes do.
+    """
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+    threading.Thread(target=_die_with_parent, args=(os.getppid(),), daemon=True,
+                     name="ductaflow lifeline").start()
+
+
+def _die_with_parent(parent: int) -> None:
+    while os.getppid() == parent:
+        time.sleep(1.0)
+    os._exit(70)
 
 
 def look_on_worker(paths: list[str]) -> dict[str, Any]:
