@@ -90,12 +90,18 @@ class LocalExecutor:
         return [self._collect(key) for key in sorted(finished)]
 
     def stop(self) -> list[str]:
-        """Kill every running instance (Ctrl-C); they stay "not done" on disk."""
+        """Stop every running instance (Ctrl-C); they stay "not done" on disk.
+
+        SIGTERM first: the worker kills its kernel or script at once and exits.
+        """
         stopped = list(self._jobs)
         for job in self._jobs.values():
-            _kill(job.process)
+            job.process.terminate()
         for job in self._jobs.values():
-            job.process.join(5)
+            job.process.join(3)
+            if job.process.is_alive():
+                _kill(job.process)
+                job.process.join(2)
             _close(job)
         self._jobs.clear()
         return stopped
@@ -145,6 +151,7 @@ def _worker_main(results: Connection, lifeline: Connection, instance: Instance, 
     start: a flow sees the variables its conductor had.
     """
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the conductor decides about Ctrl-C
+    signal.signal(signal.SIGTERM, _stop_now)
     os.environ.clear()
     os.environ.update(environ)
     _silence_terminal()
@@ -155,6 +162,11 @@ def _worker_main(results: Connection, lifeline: Connection, instance: Instance, 
         results.send(f"{type(exc).__name__}: {exc}")
     finally:
         results.close()
+
+
+def _stop_now(signum: int, frame: Any) -> None:
+    procs.kill_all()
+    os._exit(143)
 
 
 def _die_with_conductor(lifeline: Connection) -> None:
