@@ -90,7 +90,8 @@ class DaskExecutor:
         self._tasks: dict[str, _Task] = {}
         self._checked: set[str] = set()
         self._wake = threading.Event()
-        self._capacity, self._capacity_at = 1, float("-inf")
+        self._workers, self._counted_at = 0, float("-inf")
+        self._no_workers_since: float | None = None
         try:
             if client is None:
                 self.client, self._cluster = _connect(self._dd, scheduler, jobs)
@@ -105,12 +106,20 @@ class DaskExecutor:
     @property
     def capacity(self) -> int:
         """Worker processes in the cluster now (workers may come and go)."""
+        self._count_workers()
+        return max(1, self._workers)
+
+    def _count_workers(self) -> None:
         now = time.monotonic()
-        if now - self._capacity_at > _CAPACITY_TTL_S:
-            self._capacity_at = now
-            with contextlib.suppress(OSError, TimeoutError):
-                self._capacity = max(1, len(self.client.nthreads()))
-        return self._capacity
+        if now - self._counted_at < _CAPACITY_TTL_S:
+            return
+        self._counted_at = now
+        with contextlib.suppress(OSError, TimeoutError):
+            self._workers = len(self.client.nthreads())
+        if self._workers:
+            self._no_workers_since = None
+        elif self._no_workers_since is None:
+            self._no_workers_since = now
 
     def submit(self, instance: Instance, reason: str) -> None:
         self._ensure_visible([instance.flow])
@@ -130,8 +139,23 @@ class DaskExecutor:
         if not any(task.future.done() for task in self._tasks.values()):
             self._wake.wait(timeout)
         self._wake.clear()
+        if self._deserted():
+            return self._give_up(f"WorkerDied: no Dask worker for {WORKER_WAIT_S:.0f} s")
         finished = sorted(key for key, task in self._tasks.items() if task.future.done())
         return [self._collect(key) for key in finished]
+
+    def _deserted(self) -> bool:
+        """The cluster has had no worker for ``WORKER_WAIT_S``: nothing will finish."""
+        self._count_workers()
+        since = self._no_workers_since
+        return since is not None and time.monotonic() - since > WORKER_WAIT_S
+
+    def _give_up(self, error: str) -> list[RunResult]:
+        """Every outstanding instance fails and stays "not done" on disk."""
+        tasks = [self._tasks.pop(key) for key in sorted(self._tasks)]
+        self._cancel([task.future for task in tasks])
+        return [failed_result(t.instance, t.reason, error, time.monotonic() - t.started)
+                for t in tasks]
 
     def stop(self) -> list[str]:
         """Ctrl-C: running flows are killed and left "not done"; the rest never start."""

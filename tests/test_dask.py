@@ -24,7 +24,7 @@ from typing import Any
 
 import pytest
 
-from ductaflow import state
+from ductaflow import dask_executor, state
 from ductaflow.conductor import conduct
 from ductaflow.dask_executor import DaskExecutor, earlier_attempt, run_on_worker, save_attempt
 from ductaflow.errors import UsageError
@@ -258,7 +258,8 @@ def test_stop_kills_running_flows_and_leaves_them_not_done(cluster: Cluster,
 
 
 def test_killing_a_worker_mid_run_loses_nothing(tmp_path_factory: pytest.TempPathFactory,
-                                                project: Path) -> None:
+                                                project: Path,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
     tables = write_project(project, [f"i{n},I{n},2," for n in range(3)])
     runs = project / "runs/where"
 
@@ -297,12 +298,29 @@ def test_killing_a_worker_mid_run_loses_nothing(tmp_path_factory: pytest.TempPat
         assert lines(runs / lost / "attempts.log")[0] == "k2"
         second = by_key(conduct(tables, project_root=project, executor="dask",
                                 scheduler=killed.address, mode="script"))
-    for key, result in second.items():
-        expected = Action.SKIPPED if first[key].action is Action.RAN else Action.RAN
-        assert result.action is expected, result
-        assert state.read_record(project / "runs" / key)["status"] == "success"
-        assert len(lines(project / "runs" / key / "finished.log")) == 1
-    assert lines(runs / lost / "finished.log") == ["k1"]  # resubmitted, finished elsewhere
+        for key, result in second.items():
+            expected = Action.SKIPPED if first[key].action is Action.RAN else Action.RAN
+            assert result.action is expected, result
+            assert state.read_record(project / "runs" / key)["status"] == "success"
+            assert len(lines(project / "runs" / key / "finished.log")) == 1
+        assert lines(runs / lost / "finished.log") == ["k1"]  # resubmitted, finished elsewhere
+
+        # The last worker goes too: what was outstanding fails, and stays not done.
+        monkeypatch.setattr(dask_executor, "WORKER_WAIT_S", 1.0)
+        instance = plan(tables, project_root=project, force=True).decisions[0].instance
+        attempts = runs / instance.name / "attempts.log"
+        before = len(lines(attempts))
+        executor = DaskExecutor(ExecOptions(project, project / "runs", "script"), 1,
+                                scheduler=killed.address)
+        try:
+            executor.submit(instance, "forced")
+            until(lambda: len(lines(attempts)) > before, 30, "the flow to start on k1")
+            killed.kill("k1")
+            given_up = until(lambda: executor.wait(0.5), 30, "the instance to be given up")
+        finally:
+            executor.close()
+        assert [r.error for r in given_up] == ["WorkerDied: no Dask worker for 1 s"]
+        assert state.read_record(runs / instance.name) is None
 
 
 def test_notebook_mode_on_a_local_cluster(project: Path) -> None:
