@@ -1,0 +1,251 @@
+"""Throw-away projects for ``benchmarks/run.py``: flows, scenario tables, runs folders.
+
+Every project lives in a temporary folder and is built from scratch in each benchmark
+run. "Everything up to date" is made without running a kernel: each instance gets
+the bookkeeping ``ductaflow.execute`` leaves after a successful run (its finished
+record, written with ``ductaflow.state``, and its saved config and output file).
+``ductaflow conduct --accept`` cannot do this: it accepts finished runs only.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+HEADER = """\
+# %% tags=["parameters"]
+config = {}
+
+# %%
+from ductaflow import is_notebook_execution, load_cli_config
+
+if not is_notebook_execution():
+    config = load_cli_config(None, "TITLE")
+"""
+
+TRIVIAL_FLOW = HEADER.replace("TITLE", "Trivial") + """
+# %%
+print(f"instance {config['n']}")
+"""
+
+PANDAS_FLOW = HEADER.replace("TITLE", "Pandas") + """
+# %%
+import pandas as pd
+
+frame = pd.DataFrame({"n": range(100)})
+print(f"instance {config['n']}: {frame['n'].sum()}")
+"""
+
+CPU_FLOW = HEADER.replace("TITLE", "CPU") + """
+# %%
+total = 0
+for i in range(config["loops"]):
+    total += i * i % 7
+print(f"instance {config['n']}: {total}")
+"""
+
+NOOP_FLOW = HEADER.replace("TITLE", "No-op") + """
+# %%
+print(config)
+"""
+
+NOOP_BASE = {"iterations": 3, "output": "result.csv"}
+NOOP_HEADERS = ["instance", "region", "year", "growth", "zones", "label", "weights"]
+YEARS = (2030, 2035, 2040, 2045)
+
+# The seed's headline: a build running three flows that pass small CSVs through ``../``.
+PIPELINE_BUILD = HEADER.replace("TITLE", "Pipeline") + """
+# %%
+from ductaflow import run_notebook
+
+steps = {
+    "prep": {"growth": config["growth"]},
+    "model": {"input": "../prep/prepared.csv", "factor": config["factor"]},
+    "export": {"input": "../model/modelled.csv", "label": config["label"]},
+}
+for step, step_config in steps.items():
+    run_notebook(f"flows/{step}.py", config=step_config, execution_dir=f"runs/{step}")
+"""
+
+PREP_FLOW = HEADER.replace("TITLE", "Prep") + """
+# %%
+import pandas as pd
+
+zones = pd.DataFrame({"zone": range(20), "population": [1000 + 10 * z for z in range(20)]})
+zones["population"] = zones["population"] * (1 + config["growth"])
+zones.to_csv("prepared.csv", index=False)
+print(f"prepared {len(zones)} zones")
+"""
+
+MODEL_FLOW = HEADER.replace("TITLE", "Model") + """
+# %%
+import pandas as pd
+
+zones = pd.read_csv(config["input"])
+zones["demand"] = zones["population"] * config["factor"]
+zones.to_csv("modelled.csv", index=False)
+print(f"total demand {zones['demand'].sum():.0f}")
+"""
+
+EXPORT_FLOW = HEADER.replace("TITLE", "Export") + """
+# %%
+import pandas as pd
+
+zones = pd.read_csv(config["input"])
+summary = zones[["population", "demand"]].sum().to_frame(config["label"]).T
+summary.to_csv("summary.csv")
+print(summary.to_string())
+"""
+
+
+def write(path: Path, text: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def write_csv(path: Path, header: list[str], rows: list[list]) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", encoding="utf-8", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(header)
+        writer.writerows(rows)
+    return path
+
+
+def write_xlsx(path: Path, sheet: str, header: list[str], rows: list[list]) -> Path:
+    from openpyxl import Workbook
+
+    book = Workbook(write_only=True)
+    page = book.create_sheet(sheet)
+    page.append(header)
+    for row in rows:
+        page.append(row)
+    book.save(path)
+    return path
+
+
+# --- the no-op rerun ------------------------------------------------------------------------
+
+
+def noop_rows(count: int) -> list[list]:
+    """Rows of the no-op table: templates, ints, floats, a project file, a JSON list."""
+    return [[
+        "{region}_{year}", f"r{i // len(YEARS):05d}", YEARS[i % len(YEARS)],
+        round(0.01 + (i % 7) * 0.001, 4), "data/zones.csv", "{region} in {year}",
+        json.dumps([1, 2, i % 5]),
+    ] for i in range(count)]
+
+
+def noop_project(root: Path, rows: int, xlsx: bool = False) -> Path:
+    """A project whose stage ``noop`` has ``rows`` instances; returns the table's path."""
+    write(root / "flows/noop.py", NOOP_FLOW)
+    write(root / "config/flows/noop.json", json.dumps(NOOP_BASE))
+    write(root / "data/zones.csv", "zone,population\n1,1000\n2,2000\n")
+    table = write_csv(root / "scenarios/noop.csv", NOOP_HEADERS, noop_rows(rows))
+    if xlsx:
+        table = write_xlsx(root / "scenarios/noop.xlsx", "noop", NOOP_HEADERS, noop_rows(rows))
+    return table
+
+
+# --- execution ------------------------------------------------------------------------------
+
+
+def flow_project(root: Path, flow: str, count: int, **columns: object) -> Path:
+    """``count`` instances ``t00``, ``t01``, ... of one flow in stage ``work``."""
+    write(root / "flows/work.py", flow)
+    names = list(columns)
+    rows = [[f"t{n:02d}", n, *columns.values()] for n in range(count)]
+    return write_csv(root / "scenarios/work.csv", ["instance", "n", *names], rows)
+
+
+def headline_project(root: Path, scenarios: int = 50, variants: int = 3) -> Path:
+    """``scenarios`` x ``variants`` builds, each running prep -> model -> export."""
+    write(root / "builds/pipeline.py", PIPELINE_BUILD)
+    write(root / "flows/prep.py", PREP_FLOW)
+    write(root / "flows/model.py", MODEL_FLOW)
+    write(root / "flows/export.py", EXPORT_FLOW)
+    write(root / "pyproject.toml", '[tool.ductaflow]\npreload = ["pandas"]\n')
+    rows = [["{scenario}_{variant}", f"s{s:02d}", f"v{v}", round(0.01 * (s % 5), 3),
+             1.0 + v / 10, "{scenario} {variant}"]
+            for s in range(1, scenarios + 1) for v in range(1, variants + 1)]
+    header = ["instance", "scenario", "variant", "growth", "factor", "label"]
+    return write_csv(root / "scenarios/pipeline.csv", header, rows)
+
+
+def papermill_script(flow: Path, configs: list[dict], runs: Path) -> str:
+    """A Python program running ``flow`` once per config through papermill, serially.
+
+    The flow is converted to ``.ipynb`` before the clock starts (outside the timed
+    child), so the loop is papermill alone.
+    """
+    import jupytext
+
+    notebook = flow.with_suffix(".ipynb")
+    jupytext.write(jupytext.read(flow), notebook)
+    return (
+        "import os, papermill\n"
+        f"configs = {configs!r}\n"
+        f"runs = {str(runs)!r}\n"
+        "for config in configs:\n"
+        "    folder = os.path.join(runs, f\"t{config['n']:02d}\")\n"
+        "    os.makedirs(folder, exist_ok=True)\n"
+        f"    papermill.execute_notebook({str(notebook)!r}, os.path.join(folder, 'out.ipynb'),\n"
+        "        parameters={'config': config}, kernel_name='python3', progress_bar=False,\n"
+        "        cwd=folder)\n"
+    )
+
+
+# --- everything up to date ----------------------------------------------------------------
+
+
+def write_records(root: Path, tables: list[Path],
+                  progress: Callable[[int, int], None] | None = None) -> None:
+    """What ``ductaflow.execute.execute_instance`` writes after a green run, per instance.
+
+    The finished record (through ``ductaflow.state``), the saved config and the output
+    file with its footer; upstream instances first, so consumers remember their run ids.
+    """
+    from ductaflow import provenance, state
+    from ductaflow.outputs import config_path, footer_line, output_path, write_config
+    from ductaflow.plan import plan
+
+    the_plan = plan([str(t) for t in tables], project_root=root)
+    runs = the_plan.runs_dir
+    code: dict[str, dict[str, str]] = {}
+    inputs: dict[str, dict] = {}
+    run_ids: dict[str, str] = {}
+    now = state.utc_now()
+    produced_by = provenance.collect(root)
+
+    def one(instance) -> None:
+        folder = runs / instance.run_dir
+        folder.mkdir(parents=True, exist_ok=True)
+        config = {**instance.config, "_project_root": str(root)}
+        write_config(config_path(folder, instance.flow_stem), config)
+        footer = footer_line(instance.flow_stem, 0.01)
+        write(output_path(folder, instance.flow_stem), f"{config}\n{footer}\n")
+        record = state.new_record(
+            stage=instance.stage, instance=instance.name, flow=instance.flow,
+            config=instance.config, code=code[instance.flow],
+            inputs={p: inputs[p] for p in instance.inputs},
+            upstream={k: run_ids[k] for k in instance.depends_on}, status="success",
+            started_at=now, ended_at=now, duration_s=0.01, run_id=run_ids[instance.key],
+            flows=[], reason="new", provenance=produced_by, error="")
+        state.write_record(folder, record)
+
+    instances = [d.instance for d in the_plan.decisions]
+    for instance in instances:
+        code.setdefault(instance.flow, state.code_fingerprint(root, [instance.flow]))
+        for path in instance.inputs:
+            inputs.setdefault(path, state.file_fingerprint(root / path))
+        run_ids[instance.key] = state.new_run_id()
+    done = 0
+    with ThreadPoolExecutor(32) as pool:  # write_record fsyncs: wait on the disk in parallel
+        for _ in pool.map(one, instances):
+            done += 1
+            if progress and done % 5000 == 0:
+                progress(done, len(instances))

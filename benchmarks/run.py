@@ -1,0 +1,461 @@
+"""ductaflow's benchmarks: one command, a table on the terminal, JSON on disk.
+
+    python benchmarks/run.py [--quick] [--headline] [--repeat N] [--only GROUP ...]
+                             [--out benchmarks/results.json]
+
+Every figure is the median of ``--repeat`` runs (5; ``--quick``: 3, smaller sizes)
+of a whole child process, timed from here: wall time, CPU time (user + system) and
+peak resident memory (``os.wait4``). The variants of a comparison run in the same
+rounds, interleaved and rotated, so load from elsewhere hits them alike; ratios are
+of medians. Groups:
+
+``noop``      ``ductaflow conduct`` with everything up to date, on CSV tables of
+              1k/10k/100k rows and a 10k-row XLSX, against ``floor.py`` (read the
+              table, build each config, load and compare each saved one).
+``plan``      ``ductaflow.plan.plan()`` alone (imports excluded), 1k/10k/100k rows.
+``exec``      20 trivial notebooks: ``conduct`` at ``--jobs 1``/``2``, warm kernels on
+              and off, ``--mode script``, against a serial ``papermill`` loop.
+``pandas``    20 notebooks importing pandas: warm + ``--preload pandas`` against papermill.
+``cpu``       CPU-bound flows, ``--jobs 2`` against ``--jobs 1``.
+``headline``  (``--headline`` only) 150 builds of 3 pandas flows each: 600 notebooks.
+
+The machine, its load before and after each group, and the target of each figure
+(issue 8) are in the JSON. Benchmarks never run under pytest.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import platform
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+import projects  # noqa: E402 - the benchmark's own helper module, beside this file
+
+PY = sys.executable
+CONDUCT = [PY, "-m", "ductaflow", "conduct"]
+HEAVY = ("papermill", "nbconvert", "nbclient", "jupyter_client", "IPython", "zmq", "dask",
+         "distributed", "pandas", "numpy", "openpyxl", "python_calamine", "jinja2", "rich")
+
+
+@dataclass
+class Sample:
+    wall_s: float
+    cpu_s: float
+    rss_mib: float
+
+
+@dataclass
+class Variant:
+    """One command measured in a comparison; ``reset`` runs before each sample, untimed."""
+
+    name: str
+    command: list[str]
+    cwd: Path
+    reset: Callable[[], None] = lambda: None
+    inner: bool = False  # the child prints {"seconds": ...}: time measured inside it
+    samples: list[Sample] = field(default_factory=list)
+
+    def median(self, what: str) -> float:
+        return statistics.median(getattr(s, what) for s in self.samples)
+
+
+@dataclass
+class Figure:
+    """A line of the table: a value, maybe a ratio against another line and a target."""
+
+    group: str
+    case: str
+    variant: str
+    wall_s: float
+    cpu_s: float
+    rss_mib: float
+    samples: list[float]
+    ratio: float | None = None
+    ratio_of: str = ""
+    target: str = ""
+    holds: bool | None = None
+
+
+# --- measuring --------------------------------------------------------------------------
+
+
+# The child is started by this small launcher, not by the benchmark itself: Linux
+# carries a process's peak memory across exec, so a child forked from this big
+# process would report at least this process's size.
+LAUNCHER = """\
+import json, os, sys, time
+start = time.perf_counter()
+pid = os.fork()
+if pid == 0:
+    os.execvp(sys.argv[2], sys.argv[2:])
+_, status, usage = os.wait4(pid, 0)
+wall = time.perf_counter() - start
+with open(sys.argv[1], "w") as out:
+    json.dump({"wall": wall, "cpu": usage.ru_utime + usage.ru_stime,
+               "rss_kib": usage.ru_maxrss, "code": os.waitstatus_to_exitcode(status)}, out)
+"""
+
+
+def measure(variant: Variant) -> Sample:
+    """Run the variant's command once as a child; its wall, CPU and peak memory."""
+    variant.reset()
+    with tempfile.TemporaryDirectory() as tmp:
+        usage_file = Path(tmp) / "usage.json"
+        done = subprocess.run([PY, "-S", "-c", LAUNCHER, str(usage_file), *variant.command],
+                              cwd=variant.cwd, capture_output=True, text=True,
+                              stdin=subprocess.DEVNULL, check=False)
+        usage = json.loads(usage_file.read_text()) if usage_file.exists() else {"code": -1}
+    if done.returncode != 0 or usage["code"] != 0:
+        raise RuntimeError(f"{variant.name} exited {usage['code']}:\n{done.stdout[-2000:]}\n"
+                           f"{done.stderr[-2000:]}")
+    wall = usage["wall"]
+    if variant.inner:
+        wall = json.loads(done.stdout.strip().splitlines()[-1])["seconds"]
+    return Sample(round(wall, 4), round(usage["cpu"], 4), round(usage["rss_kib"] / 1024, 1))
+
+
+def compare(variants: list[Variant], repeat: int, warmup: bool = True) -> None:
+    """``repeat`` rounds; each round runs every variant once, starting one further on."""
+    if warmup:
+        for variant in variants:
+            measure(variant)
+    for round_ in range(repeat):
+        shift = round_ % len(variants)
+        for variant in variants[shift:] + variants[:shift]:
+            variant.samples.append(measure(variant))
+            _say(f"    {variant.name:<34} {variant.samples[-1].wall_s:8.3f} s")
+
+
+def figure(group: str, case: str, variant: Variant, base: Variant | None = None,
+           target: str = "", check: Callable[[float], bool] | None = None,
+           inverse: bool = False) -> Figure:
+    """``ratio`` is variant/base wall time, or base/variant with ``inverse`` (speed-up)."""
+    wall = variant.median("wall_s")
+    ratio = None
+    if base is not None:
+        ratio = base.median("wall_s") / wall if inverse else wall / base.median("wall_s")
+        ratio = round(ratio, 3)
+    value = ratio if ratio is not None else wall
+    return Figure(group, case, variant.name, round(wall, 3), round(variant.median("cpu_s"), 3),
+                  max(s.rss_mib for s in variant.samples), [s.wall_s for s in variant.samples],
+                  ratio, base.name if base is not None else "", target,
+                  None if check is None else bool(check(value)))
+
+
+def _say(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
+
+
+def _wipe(*folders: Path) -> Callable[[], None]:
+    def reset() -> None:
+        for folder in folders:
+            shutil.rmtree(folder, ignore_errors=True)
+
+    return reset
+
+
+# --- no-op rerun and planning --------------------------------------------------------------
+
+
+def noop_projects(work: Path, sizes: list[int], xlsx_size: int) -> dict[int, Path]:
+    """One up-to-date project per size; the XLSX table sits beside the CSV of its size."""
+    roots = {}
+    for size in sizes:
+        root = work / f"noop{size}"
+        projects.noop_project(root, size, xlsx=size == xlsx_size)
+        started = time.perf_counter()
+        projects.write_records(root, [root / "scenarios/noop.csv"],
+                               lambda done, total: _say(f"    records {done}/{total}"))
+        _say(f"  {size} rows up to date in {time.perf_counter() - started:.0f} s")
+        _check_nothing_runs(root, "scenarios/noop.csv")
+        roots[size] = root
+    return roots
+
+
+def _check_nothing_runs(root: Path, table: str) -> None:
+    text = subprocess.run([*CONDUCT, table, "--dry-run"], cwd=root, capture_output=True,
+                          text=True, check=True).stdout
+    found = re.search(r"(\d+) to run, (\d+) up to date", text)
+    if not found or found.group(1) != "0":
+        raise RuntimeError(f"not everything is up to date in {root}: {text[:300]}")
+
+
+def noop_group(roots: dict[int, Path], xlsx_size: int, repeat: int) -> list[Figure]:
+    figures = []
+    cases = [(size, "csv") for size in roots] + [(xlsx_size, "xlsx")]
+    for size, kind in cases:
+        root, table = roots[size], f"scenarios/noop.{kind}"
+        if kind == "xlsx":
+            _check_nothing_runs(root, table)
+        case = f"no-op {_rows(size)} {kind.upper()}"
+        _say(f"  {case}")
+        floor = Variant("floor", [PY, str(HERE / "floor.py"), ".", table], root)
+        whole = Variant("ductaflow conduct", [*CONDUCT, table], root)
+        compare([floor, whole], repeat)
+        at_10k = size == 10_000
+        figures.append(figure("noop", case, floor))
+        figures.append(figure("noop", case, whole, floor,
+                              "≤ 1.5 × floor" if at_10k else "",
+                              (lambda r: r <= 1.5) if at_10k else None))
+        if at_10k:
+            peak = figures[-1].rss_mib
+            figures.append(Figure("noop", case, "peak memory (MiB)", peak, 0.0, peak, [],
+                                  target="≤ 200 MiB", holds=peak <= 200))
+    return figures
+
+
+PLAN_CHILD = """\
+import json, sys, time
+from ductaflow.plan import plan
+started = time.perf_counter()
+result = plan(sys.argv[1], project_root=".")
+seconds = time.perf_counter() - started
+assert not result.to_run, "something would run"
+print(json.dumps({"seconds": seconds}))
+"""
+
+
+def plan_group(roots: dict[int, Path], repeat: int) -> list[Figure]:
+    _say("  planning")
+    variants = {size: Variant(f"plan() {_rows(size)}", [PY, "-c", PLAN_CHILD,
+                                                        "scenarios/noop.csv"], root, inner=True)
+                for size, root in roots.items()}
+    compare(list(variants.values()), repeat)
+    sizes = sorted(variants)
+    figures = [figure("plan", "planning (imports excluded)", variants[sizes[0]])]
+    for small, big in zip(sizes, sizes[1:], strict=False):
+        limit = 1.2 * big / small
+        figures.append(figure("plan", "planning (imports excluded)", variants[big],
+                              variants[small], f"≤ {limit:g} × (linear)",
+                              lambda r, limit=limit: r <= limit))
+    return figures
+
+
+def import_check(root: Path, table: str) -> dict[str, int]:
+    """Heavy modules a no-op conduct imports, with their cumulative import time (µs)."""
+    text = subprocess.run([PY, "-X", "importtime", "-m", "ductaflow", "conduct", table],
+                          cwd=root, capture_output=True, text=True, check=True).stderr
+    found = {}
+    for line in text.splitlines():
+        parts = [p.strip() for p in line.split("|")]
+        if len(parts) == 3 and parts[1].isdigit() and parts[2].split(".")[0] in HEAVY:
+            top = parts[2].split(".")[0]
+            if parts[2] == top:
+                found[top] = int(parts[1])
+    return found
+
+
+# --- execution -------------------------------------------------------------------------------
+
+
+def exec_group(work: Path, count: int, repeat: int) -> list[Figure]:
+    root = work / "trivial"
+    table = projects.flow_project(root, projects.TRIVIAL_FLOW, count)
+    case = f"{count} trivial notebooks"
+    _say(f"  {case}")
+    loop = _papermill_loop(root, count)
+    runs = root / "runs"
+
+    def conduct(name: str, *flags: str) -> Variant:
+        return Variant(name, [*CONDUCT, str(table.relative_to(root)), *flags], root,
+                       _wipe(runs))
+
+    j1_cold = conduct("conduct --jobs 1 --no-warm", "--jobs", "1", "--no-warm")
+    j1_warm = conduct("conduct --jobs 1 (warm)", "--jobs", "1")
+    j2_cold = conduct("conduct --jobs 2 --no-warm", "--jobs", "2", "--no-warm")
+    j2_warm = conduct("conduct --jobs 2 (warm)", "--jobs", "2")
+    s1 = conduct("conduct --jobs 1 --mode script", "--jobs", "1", "--mode", "script")
+    s2 = conduct("conduct --jobs 2 --mode script", "--jobs", "2", "--mode", "script")
+    compare([loop, j1_cold, j1_warm, j2_cold, j2_warm, s1, s2], repeat)
+    return [
+        figure("exec", case, loop),
+        figure("exec", case, j1_cold, loop, "≤ 0.7 × papermill", lambda r: r <= 0.7),
+        figure("exec", case, j1_warm, loop, "≤ 0.2 × papermill", lambda r: r <= 0.2),
+        figure("exec", case, j2_cold, loop),
+        figure("exec", case, j2_warm, loop),
+        figure("exec", case, s1, loop),
+        figure("exec", case, s2, loop),
+    ]
+
+
+def _papermill_loop(root: Path, count: int) -> Variant:
+    out = root / "papermill"
+    script = projects.papermill_script(root / "flows/work.py", [{"n": n} for n in range(count)],
+                                       out)
+    return Variant("papermill loop (serial)", [PY, "-c", script], root, _wipe(out))
+
+
+def pandas_group(work: Path, count: int, repeat: int) -> list[Figure]:
+    root = work / "pandas"
+    table = str(projects.flow_project(root, projects.PANDAS_FLOW, count).relative_to(root))
+    case = f"{count} notebooks importing pandas"
+    _say(f"  {case}")
+    loop = _papermill_loop(root, count)
+    runs = root / "runs"
+    preload = Variant("conduct --jobs 1 warm --preload pandas",
+                      [*CONDUCT, table, "--jobs", "1", "--preload", "pandas"], root, _wipe(runs))
+    warm = Variant("conduct --jobs 1 warm", [*CONDUCT, table, "--jobs", "1"], root, _wipe(runs))
+    cold = Variant("conduct --jobs 1 --no-warm", [*CONDUCT, table, "--jobs", "1", "--no-warm"],
+                   root, _wipe(runs))
+    compare([loop, preload, warm, cold], repeat)
+    return [
+        figure("pandas", case, loop),
+        figure("pandas", case, preload, loop, "≤ 0.25 × papermill", lambda r: r <= 0.25),
+        figure("pandas", case, warm, loop),
+        figure("pandas", case, cold, loop),
+    ]
+
+
+def cpu_group(work: Path, count: int, loops: int, repeat: int) -> list[Figure]:
+    root = work / "cpu"
+    table = str(projects.flow_project(root, projects.CPU_FLOW, count, loops=loops)
+                .relative_to(root))
+    case = f"{count} CPU-bound notebooks"
+    _say(f"  {case}")
+    runs = root / "runs"
+    j1 = Variant("conduct --jobs 1", [*CONDUCT, table, "--jobs", "1"], root, _wipe(runs))
+    j2 = Variant("conduct --jobs 2", [*CONDUCT, table, "--jobs", "2"], root, _wipe(runs))
+    compare([j1, j2], repeat)
+    return [figure("cpu", case, j1),
+            figure("cpu", case, j2, j1, "≥ 1.7 × faster", lambda r: r >= 1.7, inverse=True)]
+
+
+def headline_group(work: Path) -> list[Figure]:
+    root = work / "headline"
+    table = str(projects.headline_project(root).relative_to(root))
+    case = "150 builds × 3 pandas flows (600 notebooks)"
+    _say(f"  {case}: one run")
+    run = Variant("conduct --jobs 2 (warm, preload pandas)", [*CONDUCT, table, "--jobs", "2"],
+                  root)
+    compare([run], 1, warmup=False)
+    built = len(list((root / "runs/pipeline").glob("*/runs/export/summary.csv")))
+    if built != 150:
+        raise RuntimeError(f"only {built} of 150 builds produced their summary")
+    first = Variant("first ductaflow (serial, measured by the seed)", [], root,
+                    samples=[Sample(801.0, 0.0, 0.0)])
+    return [figure("headline", case, first),
+            figure("headline", case, run, first, "≤ 60 s (≥ 13 × faster)",
+                   lambda r: r >= 801 / 60, inverse=True)]
+
+
+# --- the report --------------------------------------------------------------------------------
+
+
+def machine() -> dict[str, object]:
+    model = ""
+    with contextlib.suppress(OSError):
+        found = re.search(r"model name\s*:\s*(.+)", Path("/proc/cpuinfo").read_text())
+        model = found.group(1) if found else ""
+    memory = ""
+    with contextlib.suppress(OSError, AttributeError):
+        found = re.search(r"MemTotal:\s*(\d+)", Path("/proc/meminfo").read_text())
+        memory = f"{int(found.group(1)) / 2**20:.1f} GiB"
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=HERE,
+                            capture_output=True, text=True, check=False).stdout.strip()
+    return {"cpu": model, "cores": os.cpu_count(), "memory": memory,
+            "platform": platform.platform(), "python": platform.python_version(),
+            "commit": commit}
+
+
+def _rows(size: int) -> str:
+    return f"{size // 1000}k" if size % 1000 == 0 else str(size)
+
+
+def render(figures: list[Figure]) -> str:
+    head = (f"{'case':<44} {'variant':<40} {'wall s':>8} {'cpu s':>7} {'MiB':>6} "
+            f"{'ratio':>7}  target")
+    lines = [head, "-" * len(head)]
+    last = None
+    for f in figures:
+        case = f.case if f.case != last else ""
+        last = f.case
+        ratio = f"{f.ratio:.2f}×" if f.ratio is not None else ""
+        verdict = {True: "holds", False: "MISSED", None: ""}[f.holds]
+        target = f"{f.target} {verdict}".strip()
+        lines.append(f"{case:<44} {f.variant:<40} {f.wall_s:8.3f} {f.cpu_s:7.2f} "
+                     f"{f.rss_mib:6.0f} {ratio:>7}  {target}")
+    return "\n".join(lines)
+
+
+@contextlib.contextmanager
+def loads(log: dict[str, list[float]], group: str) -> Iterator[None]:
+    before = [round(x, 2) for x in os.getloadavg()]
+    yield
+    log[group] = [*before, *(round(x, 2) for x in os.getloadavg())]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="3 rounds, smaller sizes")
+    parser.add_argument("--headline", action="store_true",
+                        help="also the 600-notebook headline (minutes)")
+    parser.add_argument("--repeat", type=int, default=None, help="rounds (default 5, quick 3)")
+    parser.add_argument("--only", nargs="+", default=None,
+                        choices=("noop", "plan", "exec", "pandas", "cpu", "headline"))
+    parser.add_argument("--out", type=Path, default=HERE / "results.json")
+    args = parser.parse_args(argv)
+    repeat = args.repeat or (3 if args.quick else 5)
+    groups = set(args.only or ["noop", "plan", "exec", "pandas", "cpu"])
+    if args.headline:
+        groups.add("headline")
+    sizes = [1_000, 5_000] if args.quick else [1_000, 10_000, 100_000]
+    xlsx_size = sizes[1]
+    count = 10 if args.quick else 20
+    figures: list[Figure] = []
+    load_log: dict[str, list[float]] = {}
+    imports: dict[str, dict[str, int]] = {}
+    with tempfile.TemporaryDirectory(prefix="ductaflow-bench-") as tmp:
+        work = Path(tmp)
+        if groups & {"noop", "plan"}:
+            _say("no-op projects")
+            roots = noop_projects(work, sizes, xlsx_size)
+            for kind in ("csv", "xlsx"):
+                imports[kind] = import_check(roots[xlsx_size], f"scenarios/noop.{kind}")
+        if "noop" in groups:
+            with loads(load_log, "noop"):
+                figures += noop_group(roots, xlsx_size, repeat)
+        if "plan" in groups:
+            with loads(load_log, "plan"):
+                figures += plan_group(roots, repeat)
+        if "exec" in groups:
+            with loads(load_log, "exec"):
+                figures += exec_group(work, count, repeat)
+        if "pandas" in groups:
+            with loads(load_log, "pandas"):
+                figures += pandas_group(work, count, repeat)
+        if "cpu" in groups:
+            with loads(load_log, "cpu"):
+                figures += cpu_group(work, 4 if args.quick else 8,
+                                     3_000_000 if args.quick else 6_000_000, repeat)
+        if "headline" in groups:
+            with loads(load_log, "headline"):
+                figures += headline_group(work)
+    print(render(figures))
+    for kind, found in imports.items():
+        shown = ", ".join(f"{k} {v / 1000:.0f} ms" for k, v in found.items()) or "none"
+        print(f"no-op {kind.upper()} imports of heavy modules: {shown}")
+    print(f"load average (1/5/15 min, before → after): {load_log}")
+    report = {"machine": machine(), "quick": args.quick, "repeat": repeat, "load": load_log,
+              "noop_imports": imports, "figures": [asdict(f) for f in figures]}
+    args.out.write_text(json.dumps(report, indent=1), encoding="utf-8")
+    print(f"written {args.out}")
+    return 0 if all(f.holds is not False for f in figures) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
