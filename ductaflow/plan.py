@@ -82,6 +82,7 @@ _DRIVE = re.compile(r"^[A-Za-z]:")
 _JSON_LIKE = re.compile(r"^(true|false|null|-?\d+(\.\d+)?([eE][-+]?\d+)?)$")
 _FLOW_SUFFIXES = (".py", ".ipynb")
 _NUMBERS = frozenset({int, float, bool, type(None)})
+_UNSEEN: Any = object()
 
 
 # --- names --------------------------------------------------------------------------
@@ -183,14 +184,15 @@ class _Project:
 
     def ref(self, text: str) -> _PathRef | None:
         """``text`` as a path (rewritten for the instance folder), or None."""
-        if text not in self._refs:
-            self._refs[text] = self._classify(text)
-        return self._refs[text]
+        if "/" not in text and "\\" not in text and "." not in text:
+            return None  # a bare word: never a path, and not worth remembering
+        found = self._refs.get(text, _UNSEEN)
+        if found is _UNSEEN:
+            found = self._refs[text] = self._classify(text)
+        return found
 
     def _classify(self, text: str) -> _PathRef | None:
         if len(text) > 4096 or "\n" in text or _URL.match(text):
-            return None
-        if "/" not in text and "\\" not in text and "." not in text:
             return None
         path = text.replace("\\", "/")
         if path.startswith("/") or _DRIVE.match(path):
@@ -348,9 +350,9 @@ def _check_unique(draft: _Draft, seen: dict[tuple[str, str], Row]) -> None:
 
 
 def _draft(row: Row, project: _Project, flows: _Flows) -> _Draft:
-    builtins = {"stage": row.stage, "runs": project.runs_text}
-    name = _instance_name(row, builtins)
-    values = {**row.values, **builtins, "instance": name}
+    values = {**row.values, "stage": row.stage, "runs": project.runs_text}
+    name = _instance_name(row, values)
+    values["instance"] = name
     rendered = {h: _render(v, values, row, h) for h, v in row.values.items() if h != "instance"}
     flow, base, base_file = flows.resolve(row, rendered.get("flow"))
     config = _copy(base)
@@ -360,13 +362,14 @@ def _draft(row: Row, project: _Project, flows: _Flows) -> _Draft:
         if "." in header or isinstance(value, dict):
             _set_dotted(config, header, value, row)
         else:
-            config[header] = _copy(value)
+            config[header] = value  # rendered: a new list or object already
     draft = _Draft(row.stage, name, flow, config, row, base_file)
     draft.config = _paths(config, draft, project, ())
     return draft
 
 
-def _instance_name(row: Row, builtins: Mapping[str, Any]) -> str:
+def _instance_name(row: Row, values: Mapping[str, Any]) -> str:
+    """The rendered instance name; ``values`` are the row's raw values and the built-ins."""
     raw = row.values.get("instance")
     if raw is None or raw == "":
         raise TableError("the instance name is blank", _location(row, "instance"))
@@ -378,7 +381,7 @@ def _instance_name(row: Row, builtins: Mapping[str, Any]) -> str:
         except TemplateError as error:
             raise TemplateError(error.message, _location(row, "instance"),
                                 error.hint) from error
-    name = str(_render(raw, {**row.values, **builtins}, row, "instance"))
+    name = str(_render(raw, values, row, "instance"))
     problem = name_problem(name)
     if problem:
         raise TableError(f"instance name {name!r} {problem}", _location(row, "instance"),
@@ -387,18 +390,23 @@ def _instance_name(row: Row, builtins: Mapping[str, Any]) -> str:
 
 
 def _render(value: Any, values: Mapping[str, Any], row: Row, header: str) -> Any:
-    """Render every string in a cell value (lists and objects too), against raw values."""
-    if isinstance(value, str):
+    """Render every string in a cell value (lists and objects too), against raw values.
+
+    Lists and objects come back as new ones, so the result may be changed freely.
+    """
+    kind = type(value)
+    if kind is str or isinstance(value, str):
         if "{" not in value and "}" not in value:
             return value
         try:
             return templating.render(value, values)
         except TemplateError as error:
             raise TemplateError(error.message, _location(row, header), error.hint) from error
-    if isinstance(value, list):
-        return [_render(v, values, row, header) for v in value]
-    if isinstance(value, dict):
-        return {k: _render(v, values, row, header) for k, v in value.items()}
+    if kind is list or isinstance(value, list):
+        return [v if type(v) in _NUMBERS else _render(v, values, row, header) for v in value]
+    if kind is dict or isinstance(value, dict):
+        return {k: v if type(v) in _NUMBERS else _render(v, values, row, header)
+                for k, v in value.items()}
     return value
 
 
@@ -423,7 +431,7 @@ def _set_dotted(config: dict[str, Any], header: str, value: Any, row: Row) -> No
             raise TableError(f"column {header!r} needs {parent!r} to be an object, but it is "
                              f"{_show(child)}", _location(row, header))
         node = child
-    _merge(node, parts[-1], _copy(value))
+    _merge(node, parts[-1], value)
 
 
 def _merge(node: dict[str, Any], key: str, value: Any) -> None:
@@ -436,21 +444,40 @@ def _merge(node: dict[str, Any], key: str, value: Any) -> None:
 
 def _paths(value: Any, draft: _Draft, project: _Project, keys: tuple[str, ...]) -> Any:
     """Rewrite the paths in a config for the instance folder; note refs and inputs."""
-    if isinstance(value, str):
+    kind = type(value)
+    if kind is str:
         ref = project.ref(value)
-        if ref is None:
-            return value
-        if ref.runs_path is not None:
-            draft.refs.append((ref.runs_path, ".".join(keys)))
-        if ref.input is not None:
-            draft.inputs.add(ref.input)
-        return ref.value
-    if isinstance(value, list):
-        return [_paths(v, draft, project, keys) for v in value]
+        return value if ref is None else _use(ref, draft, keys)
+    if kind is dict:
+        out = {}
+        for key, item in value.items():
+            inner = type(item)
+            if inner is str:
+                ref = project.ref(item)
+                out[key] = item if ref is None else _use(ref, draft, (*keys, str(key)))
+            elif inner in _NUMBERS:
+                out[key] = item
+            else:
+                out[key] = _paths(item, draft, project, (*keys, str(key)))
+        return out
+    if kind is list:
+        return [v if type(v) in _NUMBERS else _paths(v, draft, project, keys) for v in value]
     if isinstance(value, dict):
-        return {k: v if type(v) in _NUMBERS else _paths(v, draft, project, (*keys, str(k)))
-                for k, v in value.items()}
+        return _paths(dict(value), draft, project, keys)
+    if isinstance(value, list):
+        return _paths(list(value), draft, project, keys)
+    if isinstance(value, str):
+        return _paths(str(value), draft, project, keys)
     return value
+
+
+def _use(ref: _PathRef, draft: _Draft, keys: tuple[str, ...]) -> str:
+    """Note what a path in the config refers to; the text the flow receives."""
+    if ref.runs_path is not None:
+        draft.refs.append((ref.runs_path, ".".join(keys)))
+    if ref.input is not None:
+        draft.inputs.add(ref.input)
+    return ref.value
 
 
 class _Flows:
@@ -670,11 +697,50 @@ class _Judge:
 
 
 def _config_changes(config: Mapping[str, Any], saved: Any) -> list[str]:
-    now = state.canonical(config)
-    if _same(now, saved):
+    if _same_canonical(config, saved):
         return []
+    now = state.canonical(config)
     return [f"{key} {_show(old)} -> {_show(new)}"
             for key, old, new in _diff(state.canonical(saved), now, "")]
+
+
+def _same_canonical(now: Any, saved: Any) -> bool:
+    """``_same(state.canonical(now), saved)`` without building the canonical copy."""
+    kind = type(now)
+    if kind is str or kind is int or kind is bool:
+        return type(saved) is kind and now == saved
+    if kind is dict:
+        if type(saved) is not dict:
+            return False
+        count = 0
+        for key, value in now.items():
+            if type(key) is not str:
+                return _same(state.canonical(now), saved)
+            if key[:1] == "_":
+                continue
+            count += 1
+            other = saved.get(key, _UNSET)
+            inner = type(value)
+            if inner is str or inner is int or inner is bool:
+                if type(other) is not inner or value != other:
+                    return False
+            elif not _same_canonical(value, other):
+                return False
+        return count == len(saved)
+    if kind is list:
+        if type(saved) is not list or len(now) != len(saved):
+            return False
+        for value, other in zip(now, saved, strict=True):
+            inner = type(value)
+            if inner is str or inner is int or inner is bool:
+                if type(other) is not inner or value != other:
+                    return False
+            elif not _same_canonical(value, other):
+                return False
+        return True
+    if now is None:
+        return saved is None
+    return _same(state.canonical(now), saved)
 
 
 _UNSET = object()

@@ -66,6 +66,10 @@ _LEADING_ZERO = re.compile(r"[+-]?0[0-9]")
 _EXACT_INT_LIMIT = 2**53
 _FORMULA_OR_ERROR = re.compile(rb"<(?:\w+:)?f[\s>/]|\st=[\"']e[\"']")
 _UNSAFE_STAGE = re.compile(r"[/\\\x00-\x1f]")
+_JSON_OBJECT = re.compile(r"\{\s*[\"}]")
+"""How a JSON object starts; ``{scenario}_{year}`` templates never do."""
+_MUTABLE = (list, dict)
+_UNSEEN = object()
 _RECALCULATE = "open the workbook in Excel (or LibreOffice), recalculate and save it"
 
 
@@ -446,8 +450,8 @@ def _build_table(grid: _Grid) -> Table:
         raise TableError("the table is empty: no rows", grid.where(),
                          hint="put the headers in the first row")
     headers = _headers(grid, header_line, header_cells)
-    rows = tuple(row for line, cells in records
-                 if (row := _row(grid, headers, line, cells)) is not None)
+    layout = _Layout(grid, headers)
+    rows = tuple(row for line, cells in records if (row := layout.row(line, cells)) is not None)
     if not rows:
         raise TableError("the table has headers but no rows", grid.where(),
                          hint="add one row per instance")
@@ -505,32 +509,66 @@ def _check_cells(grid: _Grid, line: int, columns: Iterable[int],
                              hint=hint)
 
 
-def _row(grid: _Grid, headers: dict[int, str | None], line: int,
-         cells: Sequence[Any]) -> Row | None:
-    """The typed row, or None for a blank one (comment cells do not count)."""
-    config = [column for column in range(len(cells)) if headers.get(column, "") is not None]
-    _check_cells(grid, line, config, headers)
-    values = {}
-    for column in config:
-        value = typed(cells[column])
-        if value is BLANK:
-            continue
-        name = headers.get(column, "")
-        if not name:
-            raise TableError(f"value {cells[column]!r} in a column without a header",
-                             grid.where(line, column),
-                             hint="give the column a header, or remove the value "
-                                  "(a CSV row may have more cells than the header)")
-        values[name] = value
-    if not values:
-        return None
-    where = {name: column for column, name in headers.items() if name}
-    if "instance" not in values:
-        raise TableError("the instance name is blank", grid.where(line, where["instance"],
-                         "instance"), hint="every row needs an instance name")
-    enabled = _enabled(values.pop("enabled", BLANK), grid, line, where.get("enabled"))
-    columns = {name: grid.label(column) for name, column in where.items()}
-    return Row(grid.file, grid.sheet, grid.stage, line, values, columns, enabled)
+class _Layout:
+    """What every row of one table shares: its columns, labels and typed cell texts."""
+
+    MEMO_LIMIT = 20_000
+    """Distinct cell texts remembered per table (repeated values are typed once)."""
+
+    def __init__(self, grid: _Grid, headers: dict[int, str | None]):
+        self.grid = grid
+        self.headers = headers
+        self.config = [(column, name) for column, name in headers.items() if name is not None]
+        self.where = {name: column for column, name in headers.items() if name}
+        self.labels = {name: grid.label(column) for name, column in self.where.items()}
+        self.width = len(headers)
+        self.memo: dict[str, Any] = {}
+
+    def row(self, line: int, cells: Sequence[Any]) -> Row | None:
+        """The typed row, or None for a blank one (comment cells do not count)."""
+        grid = self.grid
+        if grid.bad_cells:
+            _check_cells(grid, line, [c for c in range(len(cells))
+                                      if self.headers.get(c, "") is not None], self.headers)
+        values = {}
+        count = len(cells)
+        for column, name in self.config:
+            if column >= count:
+                break
+            value = self.typed(cells[column])
+            if value is BLANK:
+                continue
+            if not name:
+                self.headerless(line, column, cells[column])
+            values[name] = value
+        for column in range(self.width, count):  # cells past the last header
+            if self.typed(cells[column]) is not BLANK:
+                self.headerless(line, column, cells[column])
+        if not values:
+            return None
+        if "instance" not in values:
+            raise TableError("the instance name is blank", grid.where(
+                line, self.where["instance"], "instance"),
+                hint="every row needs an instance name")
+        enabled = _enabled(values.pop("enabled", BLANK), grid, line, self.where.get("enabled"))
+        return Row(grid.file, grid.sheet, grid.stage, line, values, self.labels, enabled)
+
+    def typed(self, cell: Any) -> Any:
+        """``typed(cell)``; a text's immutable result is remembered for the next row."""
+        if type(cell) is not str:
+            return typed(cell)
+        value = self.memo.get(cell, _UNSEEN)
+        if value is _UNSEEN:
+            value = typed_text(cell)
+            if type(value) not in _MUTABLE and len(self.memo) < self.MEMO_LIMIT:
+                self.memo[cell] = value
+        return value
+
+    def headerless(self, line: int, column: int, cell: Any) -> None:
+        raise TableError(f"value {cell!r} in a column without a header",
+                         self.grid.where(line, column),
+                         hint="give the column a header, or remove the value "
+                              "(a CSV row may have more cells than the header)")
 
 
 def _enabled(value: Any, grid: _Grid, line: int, column: int | None) -> bool:
@@ -591,7 +629,8 @@ def typed_text(text: str) -> Any:
             return _number(number) if math.isfinite(number) else text
     except ValueError:  # more digits than int() accepts
         return text
-    if text[0] in "[{":
+    first = text[0]
+    if first == "[" or (first == "{" and _JSON_OBJECT.match(text)):
         try:
             parsed = json.loads(text, parse_constant=_no_constant)
         except ValueError:

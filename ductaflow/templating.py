@@ -12,6 +12,7 @@ the location.
 from __future__ import annotations
 
 import difflib
+import functools
 import re
 import string
 from collections.abc import Mapping
@@ -24,6 +25,7 @@ MAX_WIDTH = 1000
 
 _FORMATTER = string.Formatter()
 _NUMBER = re.compile(r"\d+")
+_MISSING = object()
 
 
 def fields(template: str) -> tuple[str, ...]:
@@ -37,7 +39,10 @@ def render(template: str, values: Mapping[str, Any]) -> str:
     for literal, name, spec in _parse(template):
         parts.append(literal)
         if name is not None:
-            parts.append(_format_field(name, spec, values))
+            value = values.get(name, _MISSING)
+            # format(text, "") is the text itself: skip the call for the common case
+            parts.append(value if not spec and type(value) is str else
+                         _format_field(name, spec, values))
     return "".join(parts)
 
 
@@ -46,8 +51,12 @@ def render_value(value: Any, values: Mapping[str, Any]) -> Any:
     return render(value, values) if isinstance(value, str) else value
 
 
-def _parse(template: str) -> list[tuple[str, str | None, str]]:
-    """(literal text, field name or None, format spec), every field checked to be safe."""
+@functools.lru_cache(maxsize=4096)
+def _parse(template: str) -> tuple[tuple[str, str | None, str], ...]:
+    """(literal text, field name or None, format spec), every field checked to be safe.
+
+    Remembered per template: a table repeats the same few templates on every row.
+    """
     try:
         pieces = list(_FORMATTER.parse(template))
     except ValueError as error:
@@ -58,7 +67,7 @@ def _parse(template: str) -> list[tuple[str, str | None, str]]:
     for _, name, spec, conversion in pieces:
         if name is not None:
             _check_field(name, spec or "", conversion)
-    return [(literal, name, spec or "") for literal, name, spec, _ in pieces]
+    return tuple((literal, name, spec or "") for literal, name, spec, _ in pieces)
 
 
 def _check_field(name: str, spec: str, conversion: str | None) -> None:
