@@ -183,3 +183,36 @@ def test_script_mode_reports_exit_codes_and_process_death(project: Path) -> None
         run_script(add_flow(project, "nb_die"), {}, project / "runs" / "sd", project)
     last = output_of(project / "runs" / "sd", "nb_die").splitlines()[-1]
     assert last.startswith("❌ Failed nb_die") and "exit code 3" in last
+
+
+def test_ipynb_flows_run_like_py_flows(project: Path) -> None:
+    import jupytext
+
+    source = add_flow(project, "nb_hello")
+    ipynb = project / "flows" / "nb_hello_nb.ipynb"
+    jupytext.write(jupytext.read(source), ipynb)
+    run_notebook(ipynb, {"name": "west", "number": 5}, project / "runs" / "ipynb", project)
+    assert (project / "runs/ipynb/result.txt").read_text(encoding="utf-8") == "west 10\n"
+    assert output_of(project / "runs/ipynb", "nb_hello_nb").splitlines()[-1].startswith(
+        "✅ Completed nb_hello_nb")
+
+
+def test_debug_prepares_the_notebook_with_the_saved_config(project: Path) -> None:
+    add_flow(project, "nb_fail")
+    failed = run_cli("run", "flows/nb_fail.py", "--mode", "script", "--output-dir", "runs/f",
+                     "--config", str(_write_json(project / "c.json", {"alpha": 3})),
+                     cwd=project)
+    assert failed.returncode == 1
+    done = run_cli("debug", "runs/f", cwd=project)
+    assert done.returncode == 0, done.stderr
+    assert "jupyter lab" in done.stdout and '"type": "debugpy"' in done.stdout
+    assert "${workspaceFolder}/flows/nb_fail.py" in done.stdout
+    nb = json.loads((project / "runs/f/nb_fail.ipynb").read_text(encoding="utf-8"))
+    injected = [c for c in nb["cells"] if "injected-parameters" in c["metadata"].get("tags", [])]
+    assert '"alpha": 3' in "".join(injected[0]["source"])
+    assert not any(c.get("outputs") for c in nb["cells"] if c["cell_type"] == "code")
+
+
+def _write_json(path: Path, data: dict) -> Path:
+    path.write_text(json.dumps(data), encoding="utf-8")
+    return path
