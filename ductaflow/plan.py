@@ -630,13 +630,36 @@ def decide(instances: Sequence[Instance], project_root: Path, runs_dir: Path, *,
 
 def _decide(instances: Sequence[Instance], project: _Project, force: bool,
             select: Sequence[str] | None) -> list[Decision]:
+    return _judged(instances, project, force, select)[0]
+
+
+def _judged(instances: Sequence[Instance], project: _Project, force: bool,
+            select: Sequence[str] | None) -> tuple[list[Decision], dict[str, LastRun]]:
+    """The decisions, and the last run of every decided instance that has one."""
     chosen, targets = _select(instances, select)
     judge = _Judge(instances, project, targets if force else set())
-    return [judge.decide(inst) for inst in instances if inst.key in chosen]
+    decisions = [judge.decide(inst) for inst in instances if inst.key in chosen]
+    return decisions, {k: last for k, last in judge.last_runs.items() if last is not None}
+
+
+@dataclass(frozen=True, slots=True)
+class LastRun:
+    """What a plan read of an instance's last finished run, so no one reads it again."""
+
+    run_id: str
+    status: str
+    duration_s: float
+    started_at: str
+    ended_at: str
+
+    @classmethod
+    def of(cls, record: Mapping[str, Any]) -> LastRun:
+        return cls(record["run_id"], record["status"], float(record["duration_s"]),
+                   record["started_at"], record["ended_at"])
 
 
 class _Judge:
-    """Decides instances upstream first, remembering the records read and what runs."""
+    """Decides instances upstream first, remembering the last runs read and what runs."""
 
     def __init__(self, instances: Sequence[Instance], project: _Project, forced: set[str]):
         self.project = project
@@ -647,12 +670,13 @@ class _Judge:
                 parts = path.split("/", 2)
                 if len(parts) >= 2:
                     self.outputs.setdefault(f"{parts[0]}/{parts[1]}", set()).add(path)
-        self.records: dict[str, dict | None] = {}
+        self.last_runs: dict[str, LastRun | None] = {}
         self.ran: set[str] = set()
 
     def decide(self, inst: Instance) -> Decision:
         key = inst.key
-        record = self.records[key] = state.read_record(self.project.in_runs(inst.run_dir))
+        record = state.read_record(self.project.in_runs(inst.run_dir))
+        self.last_runs[key] = None if record is None else LastRun.of(record)
         reasons = self.reasons(inst, key, record)
         if reasons:
             self.ran.add(key)
@@ -690,8 +714,8 @@ class _Judge:
         seen = record["upstream"]
         changed = []
         for dep in inst.depends_on:
-            upstream = self.records.get(dep)
-            if dep in self.ran or upstream is None or seen.get(dep) != upstream["run_id"]:
+            upstream = self.last_runs.get(dep)
+            if dep in self.ran or upstream is None or seen.get(dep) != upstream.run_id:
                 changed.append(dep)
         return changed
 
@@ -866,11 +890,16 @@ def _select_hint(pattern: str, instances: Sequence[Instance]) -> str:
 
 @dataclass(frozen=True)
 class Plan:
-    """Every decided instance, upstream first, with the folders it was planned for."""
+    """Every decided instance, upstream first, with the folders it was planned for.
+
+    ``last_runs`` holds, per instance key, the last finished run read while deciding
+    (instances that never finished are absent): a skipped instance's light and times.
+    """
 
     project_root: Path
     runs_dir: Path
     decisions: tuple[Decision, ...]
+    last_runs: Mapping[str, LastRun] = field(default_factory=dict)
 
     @property
     def to_run(self) -> tuple[Decision, ...]:
@@ -908,8 +937,8 @@ def plan(tables: Any, *, project_root: str | os.PathLike[str] = ".",
     runs = Path(runs_dir).resolve() if runs_dir is not None else root / "runs"
     project = _Project(root, runs)
     instances = _build(_read(tables, stage), project)
-    decisions = _decide(instances, project, force, select)
-    return Plan(project.root, project.runs, tuple(decisions))
+    decisions, last_runs = _judged(instances, project, force, select)
+    return Plan(project.root, project.runs, tuple(decisions), last_runs)
 
 
 def _read(tables: Any, stage: str | None) -> list[Table]:

@@ -363,6 +363,17 @@ def test_new_then_up_to_date(root: Path) -> None:
     assert format_plan(again)[0] == ("prep/north", "skip", "up to date")
 
 
+def test_a_plan_keeps_the_last_runs_it_read(root: Path) -> None:
+    assert plan(_pipeline(), project_root=root).last_runs == {}
+    _ran(root)
+    again = plan(_pipeline(), project_root=root)
+    assert set(again.last_runs) == set(UP_TO_DATE)
+    last = again.last_runs["model/east"]
+    record = state.read_record(root / "runs/model/east")
+    assert (last.run_id, last.status, last.duration_s, last.started_at, last.ended_at) == (
+        record["run_id"], "success", 0.1, record["started_at"], record["ended_at"])
+
+
 def test_config_change_propagates_through_three_stages(root: Path) -> None:
     _ran(root)
     again = plan(_pipeline(north={"growth": 0.03}), project_root=root)
