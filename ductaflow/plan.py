@@ -933,12 +933,18 @@ def plan(tables: Any, *, project_root: str | os.PathLike[str] = ".",
     with ``stage``) or already read ``Table`` objects. ``runs_dir`` defaults to
     ``<project_root>/runs``; relative paths are taken from the current directory.
     """
-    root = Path(project_root).resolve()
-    runs = Path(runs_dir).resolve() if runs_dir is not None else root / "runs"
+    root, runs = resolve_folders(project_root, runs_dir)
     project = _Project(root, runs)
     instances = _build(_read(tables, stage), project)
     decisions, last_runs = _judged(instances, project, force, select)
     return Plan(project.root, project.runs, tuple(decisions), last_runs)
+
+
+def resolve_folders(project_root: str | os.PathLike[str] = ".",
+                    runs_dir: str | os.PathLike[str] | None = None) -> tuple[Path, Path]:
+    """(project root, runs folder) as absolute paths, as ``plan`` takes them."""
+    root = Path(project_root).resolve()
+    return root, Path(runs_dir).resolve() if runs_dir is not None else root / "runs"
 
 
 def _read(tables: Any, stage: str | None) -> list[Table]:
