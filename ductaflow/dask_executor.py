@@ -41,11 +41,10 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from ductaflow import __version__, state
+from ductaflow import __version__, procs, state
 from ductaflow.errors import UsageError
 from ductaflow.execute import ExecOptions, execute_instance, instance_dir
 from ductaflow.model import Action, Instance, RunResult, Status
-from ductaflow.notebook import ENV_FLOWS_MANIFEST
 
 log = logging.getLogger(__name__)
 
@@ -355,9 +354,9 @@ def run_on_worker(instance: Instance, reason: str, options: ExecOptions, token: 
         earlier = earlier_attempt(run_dir, token)
         if earlier is not None:
             return earlier
-        with _StopWatch(stop, run_dir) as watch, _quiet():
+        with _StopWatch(stop) as watch, _quiet():
             result = execute_instance(instance, reason, options)
-        if watch.killed:
+        if watch.stopped and result.action is Action.FAILED:
             state.write_started(run_dir, {"stage": instance.stage, "instance": instance.name,
                                           "flow": instance.flow, "reason": "interrupted"})
             return replace(result, action=Action.FAILED, status=Status.ERROR,
@@ -414,14 +413,12 @@ def _quiet() -> Iterator[None]:
 
 
 class _StopWatch:
-    """While the flow runs, kill its processes when the conductor says stop."""
+    """While the flow runs, kill its kernel or script once the conductor says stop."""
 
-    def __init__(self, stop: Any, run_dir: Path) -> None:
+    def __init__(self, stop: Any) -> None:
         self.stop = stop
-        self.manifest = str(run_dir / state.FLOWS_MANIFEST)
         self.done = threading.Event()
-        self.killed = False
-        self.since = time.time()
+        self.stopped = False
 
     def __enter__(self) -> _StopWatch:
         threading.Thread(target=self._watch, name="ductaflow stop watch", daemon=True).start()
@@ -433,42 +430,11 @@ class _StopWatch:
     def _watch(self) -> None:
         while not self.done.wait(_WATCH_INTERVAL_S):
             try:
-                stopped = self.stop.is_set()
+                self.stopped = self.stop.is_set()
             except Exception:  # noqa: BLE001 - scheduler gone: nobody can say stop
                 return
-            if stopped:
+            if self.stopped:
                 break
-        while not self.done.is_set():  # stopped: kill whatever the flow runs, until it ends
-            victims = flow_processes(self.manifest, self.since)
-            if victims:
-                self.killed = True
-                _kill(victims)
+        while not self.done.is_set():  # kill what the flow runs, until it gives up
+            procs.kill_all()
             self.done.wait(0.1)
-
-
-def flow_processes(manifest: str, since: float) -> list[Any]:
-    """This process's children running the flow whose manifest is ``manifest``,
-    with everything they started."""
-    import psutil
-
-    found = []
-    for child in psutil.Process().children():
-        ours = False
-        try:
-            env = child.environ()
-            ours = env.get(ENV_FLOWS_MANIFEST) == manifest
-        except (psutil.Error, OSError):
-            with contextlib.suppress(psutil.Error, OSError):
-                ours = child.create_time() >= since - 1
-        if ours:
-            with contextlib.suppress(psutil.Error):
-                found += [child, *child.children(recursive=True)]
-    return found
-
-
-def _kill(processes: list[Any]) -> None:
-    import psutil
-
-    for process in processes:
-        with contextlib.suppress(psutil.Error):
-            process.kill()
