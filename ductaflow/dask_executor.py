@@ -21,7 +21,9 @@ an attempt that finished (``execute_instance`` writes it last).
 Ctrl-C (``stop``) sets a Dask ``Event``: tasks not yet started return at once, and
 each running task kills its flow's processes, marks its folder "started" again (the
 next plan says ``last run incomplete``) and returns; futures still outstanding after
-a grace period are cancelled.
+a grace period are cancelled. The workers of a ``LocalCluster`` started here ignore
+the terminal's Ctrl-C (it is the conductor's to handle) and exit if the conductor dies
+(``dask_setup``).
 """
 
 from __future__ import annotations
@@ -323,6 +325,7 @@ def dask_setup(worker: Any) -> None:
 def _die_with_parent(parent: int) -> None:
     while os.getppid() == parent:
         time.sleep(1.0)
+    procs.kill_all()
     os._exit(70)
 
 
