@@ -90,7 +90,11 @@ def conduct(
         kernels = _kernel_server(current, mode, warm and executor == "local", preload, jobs)
         options = ExecOptions(current.project_root, current.runs_dir, mode, timeout,
                               export_html, kernels.address if kernels else None)
-        runner = _make_executor(executor, options, jobs, scheduler)
+        to_run = [d for d in current.decisions if d.run]
+        if not to_run:
+            executor = "local"  # nothing will run: start no cluster, no processes
+        runner = _make_executor(executor, options, jobs, scheduler,
+                                sorted({d.instance.flow for d in to_run}))
         try:
             return _Run(current, options, runner, fail_fast, notify).go()
         finally:
@@ -150,7 +154,7 @@ def project_preload(project_root: Path) -> tuple[str, ...]:
 
 
 def _make_executor(executor: Any, options: ExecOptions, jobs: int,
-                   scheduler: str | None) -> Any:
+                   scheduler: str | None, flows: Sequence[str] = ()) -> Any:
     """The executor named, built for this conduct; Dask only imported when asked for."""
     if executor == "local":
         from ductaflow.executors import LocalExecutor
@@ -160,7 +164,7 @@ def _make_executor(executor: Any, options: ExecOptions, jobs: int,
         from ductaflow.dask_executor import DaskExecutor
 
         client = None if executor == "dask" else executor
-        return DaskExecutor(options, jobs, scheduler=scheduler, client=client)
+        return DaskExecutor(options, jobs, scheduler=scheduler, client=client, flows=flows)
     if isinstance(executor, str):
         raise UsageError(f"unknown executor {executor!r}: use local or dask")
     return executor
