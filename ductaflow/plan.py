@@ -486,10 +486,18 @@ class _Flows:
     def __init__(self, project: _Project):
         self.project = project
         self._bases: dict[str, tuple[dict[str, Any], str | None]] = {}
+        self._defaults: dict[str, tuple[str, dict[str, Any], str | None]] = {}
 
     def resolve(self, row: Row, value: Any) -> tuple[str, dict[str, Any], str | None]:
         """(flow, base config, base config file) for a row's flow cell (None: default)."""
-        flow = self._default(row) if value is None else self._given(row, value)
+        if value is None:
+            found = self._defaults.get(row.stage)
+            if found is None:
+                found = self._defaults[row.stage] = self._with_base(self._default(row))
+            return found
+        return self._with_base(self._given(row, value))
+
+    def _with_base(self, flow: str) -> tuple[str, dict[str, Any], str | None]:
         if flow not in self._bases:
             self._bases[flow] = self._base(flow)
         return (flow, *self._bases[flow])
@@ -827,7 +835,10 @@ def _listed(items: Sequence[str]) -> str:
 
 def _code_changes(inst: Instance, record: Mapping[str, Any], project: _Project) -> list[str]:
     code = record["code"]
-    flows = [inst.flow, *sorted(f for f in code if f != inst.flow)]
+    flow = inst.flow
+    if len(code) == 1 and flow in code:  # a flow, not a build: the common case
+        return [] if code[flow] == project.sha256(flow) else [flow]
+    flows = [flow, *sorted(f for f in code if f != flow)]
     return [f for f in flows if code.get(f) != project.sha256(f)]
 
 

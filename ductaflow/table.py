@@ -366,7 +366,7 @@ def _bad_cells(archive: zipfile.ZipFile, part: str) -> dict[tuple[int, int], str
     from defusedxml.ElementTree import iterparse
 
     raw = archive.read(part)
-    if not _FORMULA_OR_ERROR.search(raw):
+    if not _may_hold_bad_cells(raw) or not _FORMULA_OR_ERROR.search(raw):
         return {}
     bad = {}
     for _, element in iterparse(io.BytesIO(raw)):
@@ -384,6 +384,12 @@ def _bad_cells(archive: zipfile.ZipFile, part: str) -> dict[tuple[int, int], str
             bad[_cell_index(element.get("r"))] = problem
         element.clear()
     return bad
+
+
+def _may_hold_bad_cells(raw: bytes) -> bool:
+    """False when ``_FORMULA_OR_ERROR`` cannot match: each match holds one of these
+    substrings, and finding them is many times faster than the regex."""
+    return b"<f" in raw or b":f" in raw or b't="e' in raw or b"t='e" in raw
 
 
 def _cell_index(ref: str) -> tuple[int, int]:

@@ -11,6 +11,8 @@ from pathlib import Path
 import openpyxl
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from ductaflow import table
 from ductaflow.errors import TableError, UsageError
@@ -360,6 +362,19 @@ def test_a_cached_excel_error_is_refused(tmp_path, engine):
     error = error_of([path], engine=engine)
     assert (error.location.row, error.location.column) == (2, "B (x)")
     assert "#DIV/0!" in error.message
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet='<>/:="\' \tfextrcv1', max_size=30))
+def test_the_quick_scan_for_bad_cells_misses_no_formula_or_error(xml):
+    raw = xml.encode()
+    if table._FORMULA_OR_ERROR.search(raw):
+        assert table._may_hold_bad_cells(raw)
+
+
+def test_the_quick_scan_for_bad_cells_passes_plain_cells():
+    assert not table._may_hold_bad_cells(b'<row r="2"><c r="A2" t="inlineStr"><is><t>{a}_f'
+                                         b'</t></is></c><c r="B2" t="n"><v>2030</v></c></row>')
 
 
 @pytest.mark.parametrize("engine", ENGINES)
