@@ -288,3 +288,27 @@ def test_cli_reference_shows_the_real_usage_lines() -> None:
         usage = " ".join(parser.format_usage().split())
         shown = " ".join(sections[command].split())
         assert usage in shown, f"docs/cli.md, {command}: usage differs from --help:\n{usage}"
+
+
+# ---------------------------------------------------------------- links
+
+
+def slug(heading: str) -> str:
+    """GitHub's anchor for a heading: lower case, punctuation dropped, spaces to dashes."""
+    text = re.sub(r"[^\w\- ]", "", heading.strip().lower())
+    return text.replace(" ", "-")
+
+
+def test_links_between_pages_lead_somewhere() -> None:
+    for page in PAGES:
+        text = page.read_text(encoding="utf-8")
+        for target, anchor in re.findall(r"\]\(([^)#:\s]*\.md)?(?:#([^)\s]+))?\)", text):
+            if not target and not anchor:
+                continue
+            linked = (page.parent / target) if target else page
+            where = f"{page.relative_to(REPO)} -> {target}#{anchor}"
+            assert linked.is_file(), where
+            if anchor:
+                headings = re.findall(r"^#+ (.+)$", linked.read_text(encoding="utf-8"),
+                                      flags=re.MULTILINE)
+                assert anchor in {slug(h) for h in headings}, where
