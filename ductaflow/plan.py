@@ -62,7 +62,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from ductaflow import state, templating
 from ductaflow.errors import Location, PlanError, TableError, TemplateError, UsageError
@@ -650,8 +650,7 @@ def _judged(instances: Sequence[Instance], project: _Project, force: bool,
     return decisions, {k: last for k, last in judge.last_runs.items() if last is not None}
 
 
-@dataclass(frozen=True, slots=True)
-class LastRun:
+class LastRun(NamedTuple):
     """What a plan read of an instance's last finished run, so no one reads it again."""
 
     run_id: str
@@ -739,22 +738,21 @@ def _config_changes(config: Mapping[str, Any], saved: Any) -> list[str]:
 def _same_canonical(now: Any, saved: Any) -> bool:
     """``_same(state.canonical(now), saved)`` without building the canonical copy."""
     kind = type(now)
-    if kind is str or kind is int or kind is bool:
-        return type(saved) is kind and now == saved
     if kind is dict:
         if type(saved) is not dict:
             return False
         count = 0
+        get = saved.get
         for key, value in now.items():
             if type(key) is not str:
                 return _same(state.canonical(now), saved)
             if key[:1] == "_":
                 continue
             count += 1
-            other = saved.get(key, _UNSET)
+            other = get(key, _UNSET)
             inner = type(value)
             if inner is str or inner is int or inner is bool:
-                if type(other) is not inner or value != other:
+                if value != other or type(other) is not inner:
                     return False
             elif not _same_canonical(value, other):
                 return False
@@ -765,11 +763,17 @@ def _same_canonical(now: Any, saved: Any) -> bool:
         for value, other in zip(now, saved, strict=True):
             inner = type(value)
             if inner is str or inner is int or inner is bool:
-                if type(other) is not inner or value != other:
+                if value != other or type(other) is not inner:
                     return False
             elif not _same_canonical(value, other):
                 return False
         return True
+    if kind is str or kind is int or kind is bool:
+        return type(saved) is kind and now == saved
+    if kind is float:
+        if now.is_integer():  # canonical: an int
+            return type(saved) is int and saved == now
+        return type(saved) is float and (now == saved or (now != now and saved != saved))
     if now is None:
         return saved is None
     return _same(state.canonical(now), saved)

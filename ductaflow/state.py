@@ -79,6 +79,7 @@ _RECORD_CHECKS = tuple(
 """(key, the exact types ``json.loads`` gives for it, the types accepted)."""
 _CHUNK = 1 << 20
 _RECORD_READ = 1 << 16
+_O_READ = os.O_RDONLY | getattr(os, "O_BINARY", 0)
 
 
 # --- canonical configs -------------------------------------------------------------
@@ -315,7 +316,7 @@ def read_record(run_dir: str | os.PathLike[str]) -> dict | None:
 
 def _read_all(path: str) -> bytes:
     """A small file's bytes with the fewest system calls (the planner reads thousands)."""
-    handle = os.open(path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
+    handle = os.open(path, _O_READ)
     try:
         chunks = []
         while chunk := os.read(handle, _RECORD_READ):

@@ -15,6 +15,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from ductaflow import state
 from ductaflow.errors import PlanError, TableError, TemplateError, UsageError
@@ -585,3 +587,20 @@ def test_base_config_sits_in_a_config_folder_beside_the_flows_folder() -> None:
     assert base_config_path("builds/y.py") == "config/builds/y.json"
     assert base_config_path("examples/flows/prep.py") == "examples/config/flows/prep.json"
     assert base_config_path("x.ipynb") == "config/x.json"
+
+
+_SCALARS = st.one_of(st.none(), st.booleans(), st.integers(-3, 3), st.sampled_from(
+    [0.0, 1.0, -2.0, 0.5, 1e20, float("inf"), float("nan")]), st.sampled_from(["", "a", "1"]))
+_CONFIGS = st.recursive(_SCALARS, lambda inner: st.one_of(
+    st.lists(inner, max_size=3),
+    st.dictionaries(st.sampled_from(["a", "b", "_c", "d.e"]), inner, max_size=3)),
+    max_leaves=8)
+
+
+@settings(max_examples=400, deadline=None)
+@given(_CONFIGS, _CONFIGS, st.booleans())
+def test_configs_compare_as_their_canonical_form(now: Any, other: Any, saved_is_now: bool):
+    from ductaflow.plan import _same, _same_canonical
+
+    saved = json.loads(json.dumps(state.canonical(now if saved_is_now else other)))
+    assert _same_canonical(now, saved) == _same(state.canonical(now), saved)
