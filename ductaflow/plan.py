@@ -353,7 +353,15 @@ def _draft(row: Row, project: _Project, flows: _Flows) -> _Draft:
     values = {**row.values, "stage": row.stage, "runs": project.runs_text}
     name = _instance_name(row, values)
     values["instance"] = name
-    rendered = {h: _render(v, values, row, h) for h, v in row.values.items() if h != "instance"}
+    rendered = {}
+    for header, value in row.values.items():
+        kind = type(value)
+        if header == "instance":
+            continue
+        if kind in _NUMBERS or (kind is str and "{" not in value and "}" not in value):
+            rendered[header] = value  # nothing to render: most cells
+        else:
+            rendered[header] = _render(value, values, row, header)
     flow, base, base_file = flows.resolve(row, rendered.get("flow"))
     config = _copy(base)
     for header, value in rendered.items():
@@ -560,9 +568,9 @@ def _instance(draft: _Draft, known: Mapping[str, _Draft], project: _Project) -> 
         elif parts[1] not in project.folders(parts[0]):
             _dangling(draft, runs_path, key, keys, known, project)
     return Instance(
-        stage=draft.stage, name=draft.name, flow=draft.flow, config=draft.config,
-        depends_on=tuple(depends), inputs=tuple(sorted(draft.inputs)),
-        references=tuple(sorted({p for p, _ in draft.refs})), row=draft.row,
+        draft.stage, draft.name, draft.flow, draft.config, tuple(depends),
+        tuple(sorted(draft.inputs)) if draft.inputs else (),
+        tuple(sorted({p for p, _ in draft.refs})) if draft.refs else (), draft.row,
     )
 
 
