@@ -36,6 +36,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `ductaflow ... | head`
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -93,7 +96,7 @@ def _add_run(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--config", default=None, metavar="FILE",
                    help="JSON config (default: config/<flow path>.json when it exists)")
     p.add_argument("--output-dir", default=None, metavar="DIR",
-                   help="where the flow runs (default: runs/<flow name>)")
+                   help="where the flow runs (default: runs/_run/<flow name>)")
     p.add_argument("--mode", choices=("notebook", "script"), default="notebook")
     p.add_argument("--no-execute", action="store_true",
                    help="prepare the folder and a ready notebook, run nothing")
@@ -176,7 +179,7 @@ def _run(args: argparse.Namespace) -> int:
     root = Path.cwd()
     flow = resolve_flow(args.flow, root)
     config = _load_config(args.config, flow, root)
-    out_dir = Path(args.output_dir) if args.output_dir else root / "runs" / flow.stem
+    out_dir = Path(args.output_dir) if args.output_dir else root / "runs" / "_run" / flow.stem
     if args.no_execute:
         nb = run_notebook(flow, config, out_dir, root, no_execute=True)
         print(f"prepared {nb} (nothing executed)")
@@ -190,10 +193,12 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _load_config(config_file: str | None, flow: Path, root: Path) -> dict:
-    """The given JSON config, else the flow's conventional one, else empty."""
+    """The given JSON config, else the flow's base config (as conduct finds it), else empty."""
     if config_file is None:
+        from ductaflow.plan import base_config_path
+
         try:
-            default = root / "config" / flow.relative_to(root).with_suffix(".json")
+            default = root / base_config_path(flow.relative_to(root).as_posix())
         except ValueError:
             return {}
         if not default.is_file():

@@ -72,6 +72,7 @@ def conduct(
     Returns one ``RunResult`` per planned instance, in plan order.
     """
     notify = on_event or (lambda kind, payload: None)
+    _refuse_in_worker()
     if mode not in ("notebook", "script"):
         raise UsageError(f"unknown mode {mode!r}: use notebook or script")
 
@@ -103,6 +104,16 @@ def conduct(
                 close()
             if kernels is not None:
                 kernels.close()
+
+
+def _refuse_in_worker() -> None:
+    """A script calling ``conduct`` without ``if __name__ == "__main__":`` would run it
+    again in every worker process (they import the main module) and hang."""
+    import multiprocessing
+
+    if multiprocessing.parent_process() is not None:
+        raise UsageError("conduct() was called while a worker process imported your script",
+                         hint='put the call under  if __name__ == "__main__":')
 
 
 def _accept_all(the_plan: Plan, options: ExecOptions, notify: EventHandler) -> list[RunResult]:

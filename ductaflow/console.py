@@ -131,6 +131,8 @@ class ConductView:
                 f"{result.duration_s:6.1f}s")
         if result.error:
             line += f"   {_escape(result.error)}"
+        elif result.status is not None and result.status.value == "warning":
+            line += f"   {_escape(self._first_warning(result))}"
         elif result.action is Action.BLOCKED or result.reason.startswith("accepted"):
             line += f"   {_escape(result.reason)}"
         self.console.print(line, highlight=False)
@@ -145,6 +147,15 @@ class ConductView:
         parts = [f"{key} {now - t:.0f}s" for key, t in list(self.running.items())[:4]]
         self.progress.update(self.task, description="running " + " · ".join(parts)
                              if parts else "")
+
+    def _first_warning(self, result: RunResult) -> str:
+        from ductaflow.status import is_warning_line
+
+        try:
+            with open(self._output(result), encoding="utf-8", errors="replace") as handle:
+                return next((line.strip() for line in handle if is_warning_line(line)), "")
+        except OSError:
+            return ""
 
     def _folder(self, result: RunResult) -> Path:
         return (self.runs_dir or Path("runs")) / result.run_dir

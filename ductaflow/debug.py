@@ -13,23 +13,49 @@ _CONFIG_SUFFIX = "_config.json"
 
 
 def prepare_debug(run_dir: Path, flow: str | None = None) -> list[str]:
-    """Write the ready notebook into ``run_dir``; return the lines telling how to open it."""
+    """Write ``<flow>_debug.ipynb`` into ``run_dir``; return the lines telling how to use it."""
     if not run_dir.is_dir():
         raise UsageError(f"no such run folder: {run_dir}")
     stem = _saved_stem(run_dir)
     root, flow_path = _find_flow(run_dir, stem, flow)
     notebook = debug_flow(flow_path, run_dir, project_root=root)
     config = run_dir / f"{stem}{_CONFIG_SUFFIX}"
+    script = _workspace(flow_path, root).replace("${workspaceFolder}/", "")
     return [
-        f"notebook  {_rel(notebook)}  (config of the last run injected, nothing executed)",
+        *_last_outcome(run_dir, stem),
+        f"notebook  {_rel(notebook)}  (the last run's config injected, nothing executed;",
+        "          the run's own notebook, output and config are untouched)",
         "",
-        "Jupyter:  run all cells, or step through them:",
+        "Jupyter:  open it, then run the cells one by one (the kernel starts in the run folder):",
         f"  jupyter lab {_rel(notebook)}",
+        *_jupyter_hint(),
         "",
-        "VS Code:  open the notebook and use 'Debug Cell', or add this to",
-        "  .vscode/launch.json to step through the flow as a script:",
+        "Terminal: step through the flow as a script with pdb:",
+        f"  python -m pdb {script} --config {_rel(config)} --output-dir {_rel(run_dir)}",
+        "",
+        "VS Code:  open the notebook and use 'Debug Cell', or add this entry to",
+        "  .vscode/launch.json (it runs the flow as a script and rewrites the run's output):",
         *("  " + line for line in _launch_entry(flow_path, root, config, run_dir)),
     ]
+
+
+def _last_outcome(run_dir: Path, stem: str) -> list[str]:
+    """The footer of the last run, when there is one: what failed, and how."""
+    try:
+        lines = (run_dir / f"{stem}_execution_output.txt").read_text(
+            encoding="utf-8", errors="replace").splitlines()
+    except OSError:
+        return []
+    last = next((line for line in reversed(lines) if line.strip()), "")
+    return [f"last run  {last}", ""] if last else []
+
+
+def _jupyter_hint() -> list[str]:
+    import importlib.util
+
+    if importlib.util.find_spec("jupyterlab") is None:
+        return ["  (JupyterLab is not installed here: pip install jupyterlab)"]
+    return []
 
 
 def _saved_stem(run_dir: Path) -> str:

@@ -73,9 +73,10 @@ def accept_instance(instance: Instance, reason: str, options: ExecOptions) -> Ru
     run_dir = instance_dir(options.runs_dir, instance)
     previous = state.read_record(run_dir)
     if previous is None or previous["status"] == Status.ERROR.value:
-        why = "never finished" if previous is None else "its last run failed"
+        why = "it never finished" if previous is None else "its last run failed"
         return RunResult(stage=instance.stage, instance=instance.name, action=Action.BLOCKED,
-                         status=None, reason=f"not accepted: {why} ({reason})", duration_s=0.0,
+                         status=None if previous is None else Status.ERROR,
+                         reason=f"not accepted: {why}", duration_s=0.0,
                          run_dir=instance.run_dir, flow=instance.flow)
     flows = previous.get("flows") or []
     record = {**previous, **state.new_record(

@@ -398,10 +398,8 @@ def _is_name(key: Any) -> bool:
 def _print_unpacked(name: str, names: dict[str, Any], skipped: list[str]) -> None:
     prefix = f"{name}: " if name else ""
     shown = [f"{key}={_short(value)}" for key, value in names.items() if not key.startswith("_")]
-    engine = [key for key in names if key.startswith("_")]
     line = f"{prefix}unpacked {len(shown)} values"
     line += f": {', '.join(shown)}" if shown else ""
-    line += f" (engine: {', '.join(engine)})" if engine else ""
     print(line)
     if skipped:
         print(f"{prefix}note: left out keys that are not Python names: {', '.join(skipped)}")

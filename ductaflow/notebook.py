@@ -104,17 +104,26 @@ def debug_flow(
     config: Mapping[str, Any] | None = None,
     project_root: str | os.PathLike | None = None,
 ) -> Path:
-    """Write a notebook with the exact config into ``execution_dir``, ready to step through.
+    """Write ``<flow>_debug.ipynb`` with the exact config into ``execution_dir``.
 
-    With no ``config``, the one saved in that folder by the last run is reused.
+    With no ``config``, the one saved in that folder by the last run is reused. The
+    run's own notebook, output and config are left as they are: a failed run's
+    traceback is what a user debugs against.
     """
     run_dir = Path(execution_dir).absolute()
-    flow = resolve_flow(flow_path, resolve_project_root(project_root))
+    root = resolve_project_root(project_root)
+    flow = resolve_flow(flow_path, root)
     if config is None:
         config = read_saved_config(run_dir, flow.stem)
-    config = {k: v for k, v in config.items() if k != "_project_root"}
-    return run_notebook(flow, config=config, execution_dir=run_dir,
-                        project_root=project_root, no_execute=True)
+    else:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        if not config_path(run_dir, flow.stem).exists():
+            write_config(config_path(run_dir, flow.stem), {**config, "_project_root": str(root)})
+    full = {**{k: v for k, v in config.items() if k != "_project_root"},
+            "_project_root": str(root)}
+    target = run_dir / f"{flow.stem}_debug.ipynb"
+    _prepare_only(load_flow_notebook(flow), target, full, "python3")
+    return target
 
 
 def read_saved_config(run_dir: Path, stem: str) -> dict[str, Any]:

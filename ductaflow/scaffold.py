@@ -19,10 +19,11 @@ FLOW_TEMPLATE = '''\
 # # {title}
 #
 # Runs as a notebook (`ductaflow run {path}`) or as a script
-# (`python {path} --config {config} --output-dir runs/{name}`).
+# (`python {path} --config {config} --output-dir runs/_run/{name}`).
 
 # %% tags=["parameters"]
-config = {{}}
+# Defaults for running the cells by hand; a run injects its own config after this cell.
+config = {defaults}
 
 # %%
 from ductaflow import is_notebook_execution, load_cli_config, unpack_config
@@ -63,8 +64,9 @@ def flow_files(kind: str, name: str) -> dict[Path, str]:
     config = f"config/{folder}/{name}.json"
     title = name.replace("_", " ").capitalize()
     body = FLOW_BODY if kind == "flow" else BUILD_BODY
-    source = FLOW_TEMPLATE.format(title=title, path=path, config=config, name=name, body=body)
     defaults = {"greeting": "Hello", "who": "world"}
+    source = FLOW_TEMPLATE.format(title=title, path=path, config=config, name=name, body=body,
+                                  defaults=repr(defaults))
     return {Path(path): source, Path(config): json.dumps(defaults, indent=2) + "\n"}
 
 

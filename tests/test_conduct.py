@@ -233,7 +233,7 @@ def test_accept_records_without_running_then_everything_skips(tmp_path, monkeypa
     assert results["prep/A"].reason == "accepted: config changed: growth 0.5 -> 0.25"
     assert results["model/B"].reason == "accepted: code changed: flows/model.py"
     assert results["prep/C"].action is Action.BLOCKED  # never ran: nothing to accept
-    assert results["prep/C"].reason.startswith("not accepted: never finished")
+    assert results["prep/C"].reason == "not accepted: it never finished"
     results, ran = go(root, monkeypatch)
     assert ran == ["prep/C"]
     assert (root / "runs/prep/A/out.csv").read_text(encoding="utf-8") == "A,1.5\n"  # kept

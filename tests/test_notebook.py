@@ -199,15 +199,21 @@ def test_ipynb_flows_run_like_py_flows(project: Path) -> None:
 
 def test_debug_prepares_the_notebook_with_the_saved_config(project: Path) -> None:
     add_flow(project, "nb_fail")
-    failed = run_cli("run", "flows/nb_fail.py", "--mode", "script", "--output-dir", "runs/f",
+    failed = run_cli("run", "flows/nb_fail.py", "--output-dir", "runs/f",
                      "--config", str(_write_json(project / "c.json", {"alpha": 3})),
                      cwd=project)
     assert failed.returncode == 1
+    run_dir = project / "runs/f"
+    before = {p.name: p.read_bytes() for p in run_dir.iterdir() if p.is_file()}
     done = run_cli("debug", "runs/f", cwd=project)
     assert done.returncode == 0, done.stderr
+    assert "last run  ❌ Failed nb_fail" in done.stdout
     assert "jupyter lab" in done.stdout and '"type": "debugpy"' in done.stdout
     assert "${workspaceFolder}/flows/nb_fail.py" in done.stdout
-    nb = json.loads((project / "runs/f/nb_fail.ipynb").read_text(encoding="utf-8"))
+    assert "python -m pdb flows/nb_fail.py --config" in done.stdout
+    after = {p.name: p.read_bytes() for p in run_dir.iterdir() if p.is_file()}
+    assert {k: v for k, v in after.items() if k in before} == before  # nothing lost
+    nb = json.loads((run_dir / "nb_fail_debug.ipynb").read_text(encoding="utf-8"))
     injected = [c for c in nb["cells"] if "injected-parameters" in c["metadata"].get("tags", [])]
     assert '"alpha": 3' in "".join(injected[0]["source"])
     assert not any(c.get("outputs") for c in nb["cells"] if c["cell_type"] == "code")
