@@ -170,6 +170,8 @@ class ConductView:
             self.progress = None
 
     def summary(self, results: list[RunResult]) -> None:
+        if any(r.action is not Action.SKIPPED for r in results):
+            self.console.print(_stage_table(results))
         actions = {a: sum(1 for r in results if r.action is a) for a in Action}
         lights = {s: sum(1 for r in results if r.status and r.status.value == s)
                   for s in ("success", "warning", "error")}
@@ -188,6 +190,27 @@ class ConductView:
                     f"         output: {_display_path(self._output(result))}\n"
                     f"         debug:  ductaflow debug {_display_path(self._folder(result))}",
                     highlight=False)
+
+
+def _stage_table(results: list[RunResult]) -> Any:
+    """Per stage: what was done and the lights, the way the report's summary counts."""
+    from rich.table import Table
+
+    table = Table(box=None, pad_edge=False, header_style="bold")
+    columns = ("stage", "ran", "skipped", "failed", "blocked", "green", "orange", "red",
+               "time")
+    for column in columns:
+        table.add_column(column, justify="left" if column == "stage" else "right")
+    stages: dict[str, list[RunResult]] = {}
+    for result in results:
+        stages.setdefault(result.stage, []).append(result)
+    for stage, rows in stages.items():
+        actions = [sum(1 for r in rows if r.action is a) for a in Action]
+        lights = [sum(1 for r in rows if r.status and r.status.value == s)
+                  for s in ("success", "warning", "error")]
+        spent = sum(r.duration_s for r in rows if r.action is not Action.SKIPPED)
+        table.add_row(_escape(stage), *map(str, actions), *map(str, lights), f"{spent:.1f}s")
+    return table
 
 
 def _display_path(path: Path) -> str:
