@@ -185,7 +185,10 @@ def papermill_script(flow: Path, configs: list[dict], runs: Path) -> str:
     import jupytext
 
     notebook = flow.with_suffix(".ipynb")
-    jupytext.write(jupytext.read(flow), notebook)
+    nb = jupytext.read(flow)
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",
+                                 "language": "python"}
+    jupytext.write(nb, notebook)
     return (
         "import os, papermill\n"
         f"configs = {configs!r}\n"

@@ -188,12 +188,14 @@ def _fsync_dir(folder: Path) -> None:
         os.close(handle)
 
 
-def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
+def atomic_write_text(path: str | os.PathLike[str], text: str, *,
+                      fsync_folder: bool = True) -> None:
     """Replace ``path`` with ``text`` (UTF-8) so readers see the old or the new file.
 
     Writes a temp file in the same folder, flushes and fsyncs it, ``os.replace``s it
-    over ``path`` and fsyncs the folder. On failure the temp file is removed and the
-    error re-raised: the previous file stays intact.
+    over ``path`` and fsyncs the folder (unless ``fsync_folder`` is false: the caller
+    does it after further changes in that folder). On failure the temp file is
+    removed and the error re-raised: the previous file stays intact.
     """
     target = Path(path)
     handle, temp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.",
@@ -208,7 +210,8 @@ def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
         with contextlib.suppress(OSError):
             os.unlink(temp)
         raise
-    _fsync_dir(target.parent)
+    if fsync_folder:
+        _fsync_dir(target.parent)
 
 
 def _remove(path: Path) -> None:
@@ -230,12 +233,15 @@ def new_run_id() -> str:
 
 def write_started(run_dir: str | os.PathLike[str], info: Mapping[str, Any]) -> None:
     """Mark an instance as started: previous record and flows manifest are removed
-    first, so a run killed from here on reads as ``last run incomplete``."""
+    first, so a run killed from here on reads as ``last run incomplete``.
+
+    One folder fsync, after the marker's rename, makes the removals durable too (they
+    happened in the same folder): when this returns, no record survives a crash.
+    """
     state = Path(run_dir) / STATE_DIR
     state.mkdir(parents=True, exist_ok=True)
     _remove(Path(run_dir) / RECORD)
     _remove(Path(run_dir) / FLOWS_MANIFEST)
-    _fsync_dir(state)
     body = {"version": RECORD_VERSION, "started_at": utc_now(), "pid": os.getpid(), **info}
     atomic_write_text(Path(run_dir) / STARTED, json.dumps(body, indent=1, default=str))
 
@@ -296,9 +302,9 @@ def write_record(run_dir: str | os.PathLike[str], record: Mapping[str, Any]) -> 
     state = Path(run_dir) / STATE_DIR
     state.mkdir(parents=True, exist_ok=True)
     text = json.dumps(dict(record), indent=1, ensure_ascii=False, default=str) + "\n"
-    atomic_write_text(Path(run_dir) / RECORD, text)
+    atomic_write_text(Path(run_dir) / RECORD, text, fsync_folder=False)
     _remove(Path(run_dir) / STARTED)
-    _fsync_dir(state)
+    _fsync_dir(state)  # the record's rename and the marker's removal at once
 
 
 def read_record(run_dir: str | os.PathLike[str]) -> dict | None:

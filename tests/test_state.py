@@ -64,6 +64,31 @@ def test_write_started_removes_the_previous_record_and_manifest(tmp_path: Path) 
     assert state.is_started(tmp_path)
 
 
+def test_the_folder_is_synced_after_every_change_that_must_survive_a_crash(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each of write_started and write_record ends with one fsync of the bookkeeping
+    folder, after all its renames and removals: two fsyncs each, not more."""
+    events: list[str] = []
+    folder = tmp_path / state.STATE_DIR
+
+    def fsync_dir(path: Path) -> None:
+        names = sorted(p.name for p in Path(path).iterdir() if not p.name.endswith(".tmp"))
+        events.append("sync " + ",".join(names))
+
+    monkeypatch.setattr(state, "_fsync_dir", fsync_dir)
+    real_fsync = os.fsync
+    monkeypatch.setattr(state.os, "fsync", lambda fd: (events.append("file"), real_fsync(fd)))
+    state.write_record(tmp_path, _record())
+    assert events == ["file", "sync record.json"]
+    events.clear()
+    state.write_started(tmp_path, {})
+    assert events == ["file", "sync started.json"]
+    events.clear()
+    state.write_record(tmp_path, _record())
+    assert events == ["file", "sync record.json"]
+    assert sorted(p.name for p in folder.iterdir()) == ["record.json"]
+
+
 def test_write_record_refuses_what_read_record_would_not_accept(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="status"):
         state.write_record(tmp_path, _record(status="green"))
