@@ -198,6 +198,63 @@ def test_a_second_ctrl_c_stops_hard_and_still_leaves_nothing_running(tmp_path, t
     assert_resumes_a_and_b(root, tag)
 
 
+@pytest.mark.kernel
+def test_ctrl_c_in_notebook_mode_stops_both_kernels_writing(tmp_path, tag):
+    root = make_project(tmp_path, {"append": "instance,tag,seconds\nA,A,120\nB,B,120\n"},
+                        {"append": "fault_append"})
+    proc = start_conduct(root, *tables(root), "--jobs", "2", env=environment(root, tag))
+    ticks = [root / f"runs/append/{name}/ticks.txt" for name in "AB"]
+    wait_for(lambda: all(t.exists() for t in ticks), 180, "both kernels to tick")
+    os.killpg(proc.pid, signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, out + err
+    time.sleep(2.0)
+    sizes = [t.stat().st_size for t in ticks]
+    time.sleep(1.0)
+    assert [t.stat().st_size for t in ticks] == sizes, "a kernel still writes after Ctrl-C"
+    wait_for(lambda: not tagged_pids(tag), 5, "every kernel to exit")
+    assert not done(root, "append/A") and not done(root, "append/B")
+
+
+def process_of(tag: str, word: str) -> int:
+    """The pid of the conductor's process whose command line holds ``word``."""
+    for pid in tagged_pids(tag):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as handle:
+                if word.encode() in handle.read():
+                    return pid
+        except OSError:
+            pass
+    raise AssertionError(f"no process running {word}")
+
+
+def test_a_worker_killed_with_9_is_a_failure_its_dependents_blocked_the_rest_go_on(tmp_path,
+                                                                                  tag):
+    """As the OOM killer would: the worker of one instance dies mid-run."""
+    root = make_project(tmp_path, CHAIN | {"prep": CHAIN["prep"].replace("0.8", "60")},
+                        {"prep": "fault_act", "model": "fault_act"})
+    proc = start_conduct(root, *tables(root), "--mode", "script", "--jobs", "2",
+                         env=environment(root, tag))
+    wait_for(lambda: "start prep/B" in ran_log(root), 60, "prep/B to run")
+    runner = process_of(tag, "runs/prep/B/prep_config.json")
+    with open(f"/proc/{runner}/stat", "rb") as handle:
+        worker = int(handle.read().rsplit(b")", 1)[1].split()[1])
+    os.kill(worker, signal.SIGKILL)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 1, out + err
+    results = results_by_key(root)
+    assert results["prep/B"]["action"] == "failed" and "WorkerDied" in results["prep/B"]["error"]
+    assert results["model/B"]["action"] == "blocked"
+    assert {results[k]["action"] for k in ("prep/A", "prep/C", "model/A", "model/C")} == {"ran"}
+    wait_for(lambda: not tagged_pids(tag), 5, "the orphaned flow to exit")
+    assert not done(root, "prep/B") and "end prep/B" not in ran_log(root)
+    (root / "ran.log").unlink()
+    rerun = conduct_cli(root, *tables(root), "--mode", "script",
+                        env=environment(root, tag, DF_FAST="1"))
+    assert rerun.returncode == 0, rerun.stdout + rerun.stderr
+    assert started(root) == ["model/B", "prep/B"]
+
+
 # --- how flows end --------------------------------------------------------------------------
 
 ENDINGS = ("instance,tag,act,sleep,code\n"
