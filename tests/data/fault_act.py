@@ -70,3 +70,5 @@ if act == "print":
 Path("done.txt").write_text(f"{tag}\n", encoding="utf-8")
 note("end")
 print(f"finished {tag}")
+if act == "no_newline":  # the last thing printed has no line end
+    sys.stdout.write("no newline at the end")
