@@ -9,6 +9,7 @@ child, also captures what C libraries and subprocesses print.
 
 from __future__ import annotations
 
+import codecs
 import os
 import runpy
 import subprocess
@@ -32,6 +33,8 @@ from ductaflow.outputs import (
 )
 
 ENV_CAPTURED = "DUCTAFLOW_CAPTURED_BY_PARENT"
+_FOOTER_MARK = "\x1e"  # ASCII record separator: the runner's footer follows; flows never print it
+_CHUNK = 1 << 16
 
 
 def run_script(
@@ -62,10 +65,10 @@ def run_script(
                                 **_new_group())
         procs.register(proc)
         try:
-            last = _pump(proc, writer, timeout)
+            footer = _pump(proc, writer, timeout)
         finally:
             procs.unregister(proc)
-        return _conclude(proc, writer, last, stem, timeout, time.monotonic() - started)
+        return _conclude(proc, writer, footer, stem, timeout, time.monotonic() - started)
 
 
 def _new_group() -> dict[str, Any]:
@@ -75,9 +78,15 @@ def _new_group() -> dict[str, Any]:
     return {"creationflags": subprocess.CREATE_NEW_PROCESS_GROUP}
 
 
-def _pump(proc: subprocess.Popen, writer: OutputWriter, timeout: float | None) -> list[str]:
-    """Copy the child's output to the writer as it comes; stop it at the deadline."""
-    last: list[str] = [""]
+def _pump(proc: subprocess.Popen, writer: OutputWriter, timeout: float | None) -> str:
+    """Copy the child's output to the writer as it comes; stop it at the deadline.
+
+    Returns the runner's footer line, which it marks so that it is found even after a
+    flow that left its last line open or printed past the output cap. Reads in
+    bounded chunks: a flood without newlines never sits whole in memory.
+    """
+    decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+    footer: list[str] = []
     timer = None
     if timeout is not None:
         timer = threading.Timer(timeout, _stop, args=(proc,))
@@ -85,16 +94,25 @@ def _pump(proc: subprocess.Popen, writer: OutputWriter, timeout: float | None) -
         timer.start()
     try:
         assert proc.stdout is not None
-        for raw in iter(proc.stdout.readline, b""):
-            text = raw.decode("utf-8", errors="replace").replace("\r\n", "\n")
-            if text.strip():
-                last[0] = text.strip()
-            writer.write(text)
+        for raw in iter(lambda: proc.stdout.readline(_CHUNK), b""):
+            _route(decoder.decode(raw).replace("\r\n", "\n"), writer, footer)
+        _route(decoder.decode(b"", final=True), writer, footer)
         proc.wait()
     finally:
         if timer is not None:
             timer.cancel()
-    return last
+    return "".join(footer).strip()
+
+
+def _route(text: str, writer: OutputWriter, footer: list[str]) -> None:
+    """The flow's text to the writer; from the runner's mark on, to the footer."""
+    if footer:
+        footer.append(text)
+        return
+    before, mark, after = text.partition(_FOOTER_MARK)
+    writer.write(before)
+    if mark:
+        footer.append(after or " ")
 
 
 def _stop(proc: subprocess.Popen) -> None:
@@ -103,7 +121,7 @@ def _stop(proc: subprocess.Popen) -> None:
     procs.kill_tree(proc)
 
 
-def _conclude(proc: subprocess.Popen, writer: OutputWriter, last: list[str], stem: str,
+def _conclude(proc: subprocess.Popen, writer: OutputWriter, footer: str, stem: str,
               timeout: float | None, elapsed: float) -> Path:
     """Turn the exit into a result; write the footer when the runner could not."""
     if getattr(proc, "timed_out", False):
@@ -113,13 +131,13 @@ def _conclude(proc: subprocess.Popen, writer: OutputWriter, last: list[str], ste
         raise FlowTimeoutError(f"{stem} timed out after {timeout} s", flow=stem,
                                ename="Timeout", evalue=f"stopped after {timeout} s",
                                output_file=str(writer.path))
-    footer = last[0] if is_footer(last[0]) else None
-    if footer is None:
+    if not is_footer(footer):
         summary = f"ProcessDied: exit code {proc.returncode}"
         writer.write_line(footer_line(stem, elapsed, summary), echo=False)
         raise KernelDiedError(f"{stem}: the process died ({summary})", flow=stem,
                               ename="ProcessDied", evalue=f"exit code {proc.returncode}",
                               output_file=str(writer.path))
+    writer.write_line(footer)
     if proc.returncode != 0 or footer.startswith("❌"):
         summary = footer.split(" | ", 2)[-1]
         ename, _, evalue = summary.partition(": ")
@@ -148,7 +166,9 @@ def _run_as_main(argv: list[str]) -> int:
         traceback.print_exc()
         error = f"{type(exc).__name__}: {exc}"
     sys.stderr.flush()
-    print(footer_line(flow.stem, time.monotonic() - started, error), flush=True)
+    sys.stdout.write(_FOOTER_MARK + footer_line(flow.stem, time.monotonic() - started, error)
+                     + "\n")
+    sys.stdout.flush()
     return 0 if error is None else 1
 
 
