@@ -63,7 +63,7 @@ def _plan_headline(the_plan: Any) -> str:
     where = os.path.relpath(the_plan.runs_dir) if _same_drive(the_plan.runs_dir) else \
         str(the_plan.runs_dir)
     return (f"plan  {_count(len(decisions), 'instance')} in {_count(stages, 'stage')}: "
-            f"{to_run} to run, {len(decisions) - to_run} up to date   ({where}/)")
+            f"{to_run} to run, {len(decisions) - to_run} up to date   ({_escape(where)}/)")
 
 
 def _count(n: int, word: str) -> str:
@@ -72,7 +72,7 @@ def _count(n: int, word: str) -> str:
 
 def _decision_line(decision: Decision) -> str:
     verb = "run " if decision.run else "skip"
-    return f"  {decision.instance.key:<28} {verb}  {decision.reason}"
+    return f"  {_escape(f'{decision.instance.key:<28}')} {verb}  {_escape(decision.reason)}"
 
 
 class ConductView:
@@ -91,7 +91,8 @@ class ConductView:
         getattr(self, f"_on_{kind}")(payload)
 
     def _on_waiting(self, lock_path: Path) -> None:
-        self.console.print(f"waiting for another conduct to finish ({lock_path.parent})")
+        folder = _escape(str(lock_path.parent))
+        self.console.print(f"waiting for another conduct to finish ({folder})")
 
     def _on_plan(self, the_plan: Any) -> None:
         self.runs_dir = the_plan.runs_dir
@@ -127,7 +128,7 @@ class ConductView:
         status = result.status.value if result.status else ""
         colour = _COLOURS.get(status, "grey50")
         text = status or result.action.value
-        line = (f"  [{colour}]●[/] {result.key:<28} [{colour}]{text:<8}[/] "
+        line = (f"  [{colour}]●[/] {_escape(f'{result.key:<28}')} [{colour}]{text:<8}[/] "
                 f"{result.duration_s:6.1f}s")
         if result.error:
             line += f"   {_escape(result.error)}"
@@ -144,7 +145,7 @@ class ConductView:
         if self.progress is None:
             return
         now = time.monotonic()
-        parts = [f"{key} {now - t:.0f}s" for key, t in list(self.running.items())[:4]]
+        parts = [f"{_escape(key)} {now - t:.0f}s" for key, t in list(self.running.items())[:4]]
         self.progress.update(self.task, description="running " + " · ".join(parts)
                              if parts else "")
 
@@ -182,13 +183,14 @@ class ConductView:
             f"   {time.monotonic() - self.started:.1f}s", highlight=False)
         if self.runs_dir is not None:
             report = self.runs_dir / "conductor_status_report.html"
-            self.console.print(f"report   {_display_path(report)}", highlight=False)
+            self.console.print(f"report   {_escape(_display_path(report))}", highlight=False)
         for result in results:
             if result.action is Action.FAILED:
                 self.console.print(
-                    f"failed   {result.key}: {_escape(result.error)}\n"
-                    f"         output: {_display_path(self._output(result))}\n"
-                    f"         debug:  ductaflow debug {_display_path(self._folder(result))}",
+                    f"failed   {_escape(result.key)}: {_escape(result.error)}\n"
+                    f"         output: {_escape(_display_path(self._output(result)))}\n"
+                    f"         debug:  ductaflow debug "
+                    f"{_escape(_display_path(self._folder(result)))}",
                     highlight=False)
 
 

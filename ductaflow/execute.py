@@ -12,9 +12,10 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from ductaflow import provenance, state
-from ductaflow.errors import FlowError, UsageError
+from ductaflow.errors import DuctaflowError, FlowError, UsageError
 from ductaflow.kernels import ENV_KERNEL_SERVER
 from ductaflow.model import Action, Instance, RunResult, Status
 from ductaflow.notebook import ENV_FLOWS_MANIFEST, ENV_PROJECT_ROOT
@@ -42,8 +43,9 @@ def execute_instance(instance: Instance, reason: str, options: ExecOptions) -> R
     inputs = state.input_fingerprints(options.project_root, instance.inputs)
     produced_by = provenance.collect(options.project_root)
     started_at, started = state.utc_now(), time.monotonic()
-    state.write_started(run_dir, {"stage": instance.stage, "instance": instance.name,
-                                  "flow": instance.flow, "reason": reason})
+    _bookkeeping(run_dir / state.STARTED, state.write_started, run_dir,
+                 {"stage": instance.stage, "instance": instance.name, "flow": instance.flow,
+                  "reason": reason})
     error = _run_flow(instance, run_dir, options)
     duration = time.monotonic() - started
     flows = state.read_flows_manifest(run_dir)
@@ -56,7 +58,7 @@ def execute_instance(instance: Instance, reason: str, options: ExecOptions) -> R
         inputs=inputs, upstream=upstream, status=status.value, started_at=started_at,
         ended_at=state.utc_now(), duration_s=duration, flows=flows, reason=reason,
         provenance=produced_by, error=error)
-    state.write_record(run_dir, record)
+    _bookkeeping(run_dir / state.RECORD, state.write_record, run_dir, record)
     return RunResult(
         stage=instance.stage, instance=instance.name,
         action=Action.FAILED if error else Action.RAN, status=status, reason=reason,
@@ -95,6 +97,17 @@ def accept_instance(instance: Instance, reason: str, options: ExecOptions) -> Ru
                      duration_s=float(previous["duration_s"]), run_dir=instance.run_dir,
                      flow=instance.flow, started_at=previous["started_at"],
                      ended_at=previous["ended_at"])
+
+
+class BookkeepingError(DuctaflowError):
+    """ductaflow could not write its own records (disk full, permissions)."""
+
+
+def _bookkeeping(path: Path, write: Any, *args: Any) -> None:
+    try:
+        write(*args)
+    except OSError as exc:
+        raise BookkeepingError(f"could not write {path}: {exc}") from exc
 
 
 def instance_dir(runs_dir: Path, instance: Instance) -> Path:

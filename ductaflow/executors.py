@@ -121,8 +121,9 @@ class LocalExecutor:
         _close(job)
         if isinstance(result, RunResult):
             return result
-        detail = result if isinstance(result, str) else f"exit code {job.process.exitcode}"
-        return _worker_failed(job, f"WorkerDied: {detail}")
+        if isinstance(result, str):  # the worker's own error, already "Type: message"
+            return _worker_failed(job, result)
+        return _worker_failed(job, f"WorkerDied: exit code {job.process.exitcode}")
 
     def _kill_overdue(self) -> None:
         if self.options.timeout is None:

@@ -9,13 +9,11 @@ a workbook of a big table after every instance would slow the conduct down.
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import io
 import json
 import logging
 import os
-import tempfile
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -189,15 +187,10 @@ def _size_columns(sheet: Any) -> None:
 
 
 def _save_atomically(book: Any, path: Path) -> None:
-    handle, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(handle)
-    try:
-        book.save(temp)
-        os.replace(temp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(temp)
-        raise
+    """Save in memory first: a failed write then leaves no half-open zip behind."""
+    buffer = io.BytesIO()
+    book.save(buffer)
+    state.atomic_write_bytes(path, buffer.getvalue())
 
 
 def _sheet_name(stage: str, taken: set[str]) -> str:

@@ -40,6 +40,7 @@ Standard library only: ``ductaflow.plan`` reads thousands of records per plan.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import json
 import os
@@ -190,21 +191,31 @@ def _fsync_dir(folder: Path) -> None:
 
 def atomic_write_text(path: str | os.PathLike[str], text: str, *,
                       fsync_folder: bool = True) -> None:
-    """Replace ``path`` with ``text`` (UTF-8) so readers see the old or the new file.
+    """Replace ``path`` with ``text`` (UTF-8) so readers see the old or the new file."""
+    atomic_write_bytes(path, text.encode("utf-8"), fsync_folder=fsync_folder)
 
-    Writes a temp file in the same folder, flushes and fsyncs it, ``os.replace``s it
-    over ``path`` and fsyncs the folder (unless ``fsync_folder`` is false: the caller
-    does it after further changes in that folder). On failure the temp file is
-    removed and the error re-raised: the previous file stays intact.
+
+def atomic_write_bytes(path: str | os.PathLike[str], data: bytes, *,
+                       fsync_folder: bool = True) -> None:
+    """Replace ``path`` with ``data`` so readers see the old or the new file.
+
+    Writes a temp file in the same folder, flushes and fsyncs it, gives it the mode
+    any new file gets here (``mkstemp`` makes it private; colleagues on a shared
+    folder must be able to open the report), ``os.replace``s it over ``path`` and
+    fsyncs the folder (unless ``fsync_folder`` is false: the caller does it after
+    further changes in that folder). On failure the temp file is removed and the
+    error re-raised: the previous file stays intact.
     """
     target = Path(path)
     handle, temp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.",
                                     suffix=".tmp")
     try:
-        with os.fdopen(handle, "w", encoding="utf-8", newline="") as stream:
-            stream.write(text)
+        with os.fdopen(handle, "wb") as stream:
+            stream.write(data)
             stream.flush()
             os.fsync(stream.fileno())
+        if os.name == "posix":
+            os.chmod(temp, 0o666 & ~_umask())
         os.replace(temp, target)
     except BaseException:
         with contextlib.suppress(OSError):
@@ -212,6 +223,14 @@ def atomic_write_text(path: str | os.PathLike[str], text: str, *,
         raise
     if fsync_folder:
         _fsync_dir(target.parent)
+
+
+@functools.cache
+def _umask() -> int:
+    """The process's umask (read once: reading it means setting it)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def _remove(path: Path) -> None:
