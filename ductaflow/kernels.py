@@ -79,6 +79,13 @@ def kernel_manager_class(socket_dir: str | None, kernel_log: Path) -> type:
             if self._process is not None:
                 procs.register(self._process)
 
+        def format_kernel_cmd(self, extra_arguments: list[str] | None = None) -> list[str]:
+            # The same kernel, started through a launcher that ends it, and what its
+            # flow started, when the process that asked for it dies.
+            cmd = super().format_kernel_cmd(extra_arguments)
+            return ["ductaflow.kernel_main" if part == "ipykernel_launcher" else part
+                    for part in cmd]
+
         async def shutdown_kernel(self, now: bool = False, restart: bool = False) -> None:
             try:
                 await super().shutdown_kernel(now=now, restart=restart)
@@ -357,6 +364,7 @@ def _run_kernel(connection_file: Path, go: int) -> None:
     """In the forked child: initialize, wait for the flow's cwd and environment, run."""
     try:
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+        os.setsid()  # a group of its own, so it can end with everything its flow starts
         null = os.open(os.devnull, os.O_RDWR)
         for fd in (0, 1, 2):
             os.dup2(null, fd)
@@ -396,7 +404,7 @@ def _watch_pid(pid: int) -> None:
             try:
                 os.kill(pid, 0)
             except ProcessLookupError:
-                os._exit(70)
+                procs.end_own_group()
             except PermissionError:
                 pass
 

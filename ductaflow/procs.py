@@ -36,6 +36,13 @@ def kill_all() -> None:
         kill_tree(process)
 
 
+def end_own_group() -> None:
+    """Kill this process's group when it leads one, else just this process."""
+    if os.name == "posix" and os.getpgrp() == os.getpid():
+        os.killpg(0, signal.SIGKILL)
+    os._exit(70)
+
+
 def kill_tree(process: Any) -> None:
     try:
         if os.name == "posix":
@@ -50,7 +57,11 @@ def kill_tree(process: Any) -> None:
 
 
 def watch_parent(interval: float = 0.2) -> None:
-    """Exit this process as soon as its parent is gone (POSIX: it gets re-parented)."""
+    """End this process as soon as its parent is gone (POSIX: it gets re-parented).
+
+    A flow's kernel or script runs as the leader of a session of its own, so this
+    kills its whole process group: whatever the flow started goes with it.
+    """
     if os.name != "posix":
         return
     parent = os.getppid()
@@ -59,6 +70,6 @@ def watch_parent(interval: float = 0.2) -> None:
         while True:
             threading.Event().wait(interval)
             if os.getppid() != parent:
-                os._exit(70)
+                end_own_group()
 
     threading.Thread(target=poll, daemon=True, name="ductaflow-watch-parent").start()

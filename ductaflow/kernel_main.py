@@ -1,0 +1,15 @@
+"""``python -m ductaflow.kernel_main``: ipykernel's launcher, ending with its parent.
+
+jupyter_client starts kernels in a session of their own, out of reach of signals to
+the conductor's process group, and ipykernel's own parent poller ends only the kernel
+itself. This launcher ends the kernel's whole group (the kernel and whatever its flow
+started) as soon as the process that asked for it is gone.
+"""
+
+from ductaflow import procs
+
+if __name__ == "__main__":
+    procs.watch_parent()
+    from ipykernel import kernelapp
+
+    kernelapp.launch_new_instance()
