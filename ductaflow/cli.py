@@ -74,6 +74,8 @@ def _add_conduct(sub: argparse._SubParsersAction) -> None:
                    help="refuse instead of waiting when another conduct holds the runs folder")
     p.add_argument("--timeout", type=float, default=None, metavar="SECONDS",
                    help="wall-clock limit of one instance")
+    p.add_argument("--retries", type=int, default=0, metavar="N",
+                   help="run a failed instance up to N more times (flaky resources)")
     p.add_argument("--mode", choices=("notebook", "script"), default="notebook")
     p.add_argument("--html", action=argparse.BooleanOptionalAction, default=False,
                    help="export each executed notebook to HTML")

@@ -56,6 +56,7 @@ def conduct(
     warm: bool = True,
     preload: Sequence[str] | None = None,
     accept: bool = False,
+    retries: int = 0,
     on_event: EventHandler | None = None,
 ) -> list[RunResult]:
     """Run every instance of the scenario tables that is not up to date.
@@ -68,7 +69,8 @@ def conduct(
     mode), with the ``preload`` modules (default: ``[tool.ductaflow] preload`` in
     the project's ``pyproject.toml``) already imported. ``accept`` records what would
     run as done without running it (like Snakemake's ``--touch``), for a renamed
-    column or a cosmetic edit.
+    column or a cosmetic edit. ``retries`` reruns a failed instance up to that many
+    more times (flaky resources); its record lists every attempt.
     Returns one ``RunResult`` per planned instance, in plan order.
     """
     notify = on_event or (lambda kind, payload: None)
@@ -97,7 +99,7 @@ def conduct(
         runner = _make_executor(executor, options, jobs, scheduler,
                                 sorted({d.instance.flow for d in to_run}))
         try:
-            return _Run(current, options, runner, fail_fast, notify).go()
+            return _Run(current, options, runner, fail_fast, notify, retries).go()
         finally:
             close = getattr(runner, "close", None)
             if close is not None:
@@ -214,7 +216,7 @@ class _Run:
     """The scheduling loop of one conduct: start what is ready, collect what finished."""
 
     def __init__(self, the_plan: Plan, options: ExecOptions, executor: Any, fail_fast: bool,
-                 notify: EventHandler):
+                 notify: EventHandler, retries: int = 0):
         self.plan = the_plan
         self.options = options
         self.executor = executor
@@ -227,6 +229,8 @@ class _Run:
         self.failed = False
         self.started_at = time.time()
         self.running_since: dict[str, str] = {}
+        self.retries = retries
+        self.attempts: dict[str, list[dict[str, Any]]] = {}
 
     def go(self) -> list[RunResult]:
         for decision in self.plan.decisions:
@@ -289,12 +293,31 @@ class _Run:
         self.finish(result)
 
     def finish(self, result: RunResult) -> None:
+        if result.action in (Action.RAN, Action.FAILED) and self.note_attempt(result):
+            return
         self.results[result.key] = result
         self.running_since.pop(result.key, None)
         if result.action is Action.FAILED:
             self.failed = True
         self.notify("finish", result)
         self.write_outputs(running=bool(self.pending or self.executor.running()))
+
+    def note_attempt(self, result: RunResult) -> bool:
+        """Keep every attempt in the record; True when a failed one is tried again."""
+        attempts = self.attempts.setdefault(result.key, [])
+        attempts.append({"attempt": len(attempts) + 1, "status": result.status.value
+                         if result.status else "", "error": result.error,
+                         "started_at": result.started_at, "ended_at": result.ended_at,
+                         "duration_s": result.duration_s})
+        if result.action is Action.FAILED and len(attempts) <= self.retries:
+            decision = self.decisions[result.key]
+            self.running_since.pop(result.key, None)
+            self.pending.insert(0, Decision(decision.instance, True, (
+                *decision.reasons, f"retry {len(attempts)} of {self.retries} after "
+                                   f"{result.error}")))
+            return True
+        _add_attempts(self.plan.runs_dir / result.run_dir, attempts)
+        return False
 
     def interrupt(self) -> None:
         """First Ctrl-C: stop running instances, start nothing new, keep what finished."""
@@ -322,6 +345,12 @@ class _Run:
 
         write_results(self.ordered(), self.plan, running=running,
                       started_at=self.started_at, running_now=dict(self.running_since))
+
+
+def _add_attempts(run_dir: Path, attempts: list[dict[str, Any]]) -> None:
+    record = state.read_record(run_dir)
+    if record is not None:
+        state.write_record(run_dir, {**record, "attempts": attempts})
 
 
 def skipped_result(decision: Decision, the_plan: Plan) -> RunResult:

@@ -32,7 +32,7 @@ def conduct_from_cli(args: argparse.Namespace) -> int:
             force=args.force, select=args.select, fail_fast=args.fail_fast,
             wait=not args.no_wait, timeout=args.timeout, mode=args.mode,
             export_html=args.html, executor=args.executor, scheduler=args.scheduler,
-            warm=args.warm, preload=args.preload, accept=args.accept,
+            warm=args.warm, preload=args.preload, accept=args.accept, retries=args.retries,
             on_event=view.on_event)
     except ConductInterrupted as exc:
         view.close()

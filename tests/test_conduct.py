@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from ductaflow import state
 from ductaflow.conductor import conduct
 from ductaflow.model import Action, Status
 
@@ -292,3 +293,22 @@ def test_timeout_and_fail_fast(tmp_path, monkeypatch):
     assert results["prep/A"].error.startswith("Timeout")
     assert all(results[k].action is Action.BLOCKED for k in ("prep/B", "model/A", "model/B"))
     assert "--fail-fast" in results["prep/B"].reason
+
+
+def test_retries_rerun_a_failed_instance_and_record_every_attempt(tmp_path, monkeypatch):
+    root = make_project(tmp_path)
+    flow = root / "flows/prep.py"
+    flow.write_text(flow.read_text(encoding="utf-8").replace(
+        'if config.get("fail"):',
+        'if config["scenario"] == "A" and not Path("tried").exists():\n'
+        '    Path("tried").write_text("1")\n'
+        '    raise RuntimeError("flaky")\n'
+        'if config.get("fail"):'), encoding="utf-8")
+    results, ran = go(root, monkeypatch, retries=2)
+    assert ran == ["model/A", "model/B", "prep/A", "prep/B"]  # A's first attempt died early
+    assert results["prep/A"].action is Action.RAN
+    assert "retry 1 of 2 after RuntimeError: flaky" in results["prep/A"].reason
+    record = state.read_record(root / "runs/prep/A")
+    assert [a["status"] for a in record["attempts"]] == ["error", "success"]
+    assert "RuntimeError: flaky" in record["attempts"][0]["error"]
+    assert len(state.read_record(root / "runs/prep/B")["attempts"]) == 1
