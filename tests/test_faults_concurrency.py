@@ -140,20 +140,12 @@ def ticks_stop(path: Path, within: float) -> None:
     assert path.stat().st_size == size, f"{path.name} still grows {within + 1:.0f} s later"
 
 
-ORPHANS = "bug: a flow whose worker is killed outright exits alone ({}), and the " \
-          "processes the flow started keep running and writing into the instance folder"
-
-
 @pytest.mark.parametrize("mode, group", [
     pytest.param(["--mode", "script"], False, id="script-conductor-alone"),
-    pytest.param(["--mode", "script"], True, id="script-process-group",
-                 marks=pytest.mark.xfail(strict=True, reason=ORPHANS.format(
-                     "procs.watch_parent: os._exit"))),
+    pytest.param(["--mode", "script"], True, id="script-process-group"),
     pytest.param(["--warm"], True, id="warm-kernel-process-group", marks=pytest.mark.kernel),
     pytest.param(["--no-warm"], False, id="kernel-conductor-alone", marks=pytest.mark.kernel),
-    pytest.param(["--no-warm"], True, id="kernel-process-group", marks=[
-        pytest.mark.kernel, pytest.mark.xfail(strict=True, reason=ORPHANS.format(
-            "ipykernel's parent poller: os._exit"))]),
+    pytest.param(["--no-warm"], True, id="kernel-process-group", marks=pytest.mark.kernel),
 ])
 def test_no_process_a_flow_started_outlives_a_conductor_killed_with_9(tmp_path, tag, mode,
                                                                        group):

@@ -99,9 +99,6 @@ def test_disk_full_while_writing_a_record_leaves_the_instance_not_done(
 
 
 @linux_only
-@pytest.mark.xfail(strict=True, reason=(
-    "bug: the error of a failed bookkeeping write ('WorkerDied: OSError: [Errno 27] File "
-    "too large') names neither the file nor that it was ductaflow's own bookkeeping"))
 def test_disk_full_while_writing_a_record_names_the_file(after_disk_full_in_a_worker):
     root, full = after_disk_full_in_a_worker
     assert "record.json" in full.stdout, full.stdout
@@ -140,9 +137,6 @@ def test_disk_full_while_writing_the_report_keeps_the_previous_one_intact(
 
 
 @linux_only
-@pytest.mark.xfail(strict=True, reason=(
-    "bug: results.py _save_atomically: when openpyxl's save fails its ZipFile is never "
-    "closed, and its __del__ prints 'Exception ignored ... Traceback' on stderr"))
 def test_disk_full_while_writing_the_report_prints_no_traceback(after_disk_full_for_the_report):
     _, full, _ = after_disk_full_for_the_report
     assert "Traceback" not in full.stderr, full.stderr
@@ -358,10 +352,6 @@ def test_report_results_and_workbook_are_never_seen_half_written(tmp_path):
 
 
 @linux_only
-@pytest.mark.xfail(strict=True, reason=(
-    "bug: state.atomic_write_text (and results._save_atomically) create files with "
-    "mkstemp's mode 0600, ignoring the umask: a shared runs folder's report, results "
-    "and records are unreadable to everyone but their writer"))
 def test_results_report_and_records_have_the_permissions_of_any_new_file(ran):
     runs = ran / "runs"
     ordinary = runs / "ordinary.txt"

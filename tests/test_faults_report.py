@@ -156,10 +156,6 @@ def test_results_workbook_cells_cannot_become_formulas(hostile):
     assert {"=1+1", "@SUM(1)", "-2+x"} <= set(texts)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "bug: console.py prints instance keys, reasons and errors as rich markup: "
-    "'x[bold]y' shows as 'xy', and a value holding '[/x]' crashes conduct with a "
-    "MarkupError traceback after taking the lock"))
 def test_the_terminal_shows_names_and_values_as_written(tmp_path):
     root = make_project(tmp_path, {"act": "instance,tag,note\nx[bold]y,a,plain\n"})
     first = conduct_cli(root, "scenarios/act.csv", "--mode", "script")
