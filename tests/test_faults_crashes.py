@@ -400,15 +400,21 @@ def test_a_flood_without_newlines_is_capped_and_memory_stays_bounded(tmp_path, t
 # --- retries --------------------------------------------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason="feature: conduct --retries N does not exist yet")
-def test_retries_rerun_a_flaky_instance_and_record_every_attempt(tmp_path, tag):
-    flaky = ('if not Path("attempted").exists():\n'
+def flaky_project(root: Path) -> Path:
+    """``flaky`` fails its first attempt (printing why), ``steady`` never fails."""
+    flaky = ('if tag == "flaky" and not Path("attempted").exists():\n'
              '    Path("attempted").write_text("1")\n'
+             '    print("first attempt output")\n'
              '    raise RuntimeError("flaky")\n')
-    root = make_project(tmp_path, {"act": "instance,tag\nflaky,flaky\nsteady,steady\n"})
+    make_project(root, {"act": "instance,tag\nflaky,flaky\nsteady,steady\n"})
     flow = root / "flows/act.py"
     text = flow.read_text(encoding="utf-8")
     flow.write_text(text.replace('note("start")\n', 'note("start")\n' + flaky), encoding="utf-8")
+    return root
+
+
+def test_retries_rerun_a_flaky_instance_and_record_every_attempt(tmp_path, tag):
+    root = flaky_project(tmp_path)
     done_ = conduct_cli(root, *tables(root), "--mode", "script", "--retries", "2",
                         env=environment(root, tag))
     assert done_.returncode == 0, done_.stdout + done_.stderr
@@ -421,3 +427,21 @@ def test_retries_rerun_a_flaky_instance_and_record_every_attempt(tmp_path, tag):
     assert len(state.read_record(root / "runs/act/steady")["attempts"]) == 1
     assert results_by_key(root)["act/flaky"]["action"] == "ran"
     assert json.loads(json.dumps(attempts))  # plain JSON, one entry per attempt
+    again = conduct_cli(root, *tables(root), "--mode", "script", "--retries", "2",
+                        env=environment(root, tag))
+    assert again.returncode == 0 and "0 to run, 2 up to date" in again.stdout
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "bug: with --retries the next attempt reopens <flow>_execution_output.txt (and the "
+    "notebook) for writing: what the failed attempt printed is lost (SPEC: nothing is lost)"))
+def test_retries_keep_what_every_attempt_printed(tmp_path, tag):
+    root = flaky_project(tmp_path)
+    done_ = conduct_cli(root, *tables(root), "--mode", "script", "--retries", "1",
+                        env=environment(root, tag))
+    assert done_.returncode == 0, done_.stdout + done_.stderr
+    folder = root / "runs/act/flaky"
+    kept = [p for p in folder.iterdir() if p.is_file() and
+            "first attempt output" in p.read_text(encoding="utf-8", errors="replace")]
+    assert kept, sorted(p.name for p in folder.iterdir())
+    assert "RuntimeError: flaky" in kept[0].read_text(encoding="utf-8")
