@@ -80,14 +80,17 @@ class OutputWriter:
     def _to_file(self, text: str) -> None:
         if self.truncated:
             return
-        size = len(text.encode("utf-8", errors="replace"))
-        if self.written + size > self.cap:
+        data = text.encode("utf-8", errors="replace")
+        if self.written + len(data) > self.cap:
+            room = max(self.cap - self.written, 0)
+            self._file.write(data[:room].decode("utf-8", errors="ignore"))
             self._file.write(f"\n... output truncated at {self.cap // (1024 * 1024)} MB ...\n")
+            self.written = self.cap
             self.truncated = True
             self.at_line_start = True
         else:
             self._file.write(text)
-            self.written += size
+            self.written += len(data)
             self.at_line_start = text.endswith("\n")
         self._file.flush()
 

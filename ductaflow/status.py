@@ -27,6 +27,9 @@ def is_warning_line(line: str) -> bool:
     return "warning:" in head.lower() or "⚠" in head
 
 
+_PIECE = 1 << 16
+
+
 def scan_output(path: Path) -> Status:
     """The light of one captured output file: its footer for red, its lines for orange."""
     warned, last = _scan(path)
@@ -41,16 +44,23 @@ def finished_output(path: Path) -> bool:
 
 
 def _scan(path: Path) -> tuple[bool, str | None]:
-    """(a non-footer line warns, the last non-blank line); None when unreadable."""
+    """(a non-footer line warns, the last non-blank line); None when unreadable.
+
+    Reads in bounded pieces: only a line's first characters matter for the warning
+    rule, and output with no newline for 50 MB must not sit whole in memory.
+    """
     warned = False
     last = ""
+    at_line_start = True
     try:
         with open(path, encoding="utf-8", errors="replace") as handle:
-            for line in handle:
-                if line.strip():
-                    last = line
-                if not warned and not is_footer(line) and is_warning_line(line):
-                    warned = True
+            for piece in iter(lambda: handle.readline(_PIECE), ""):
+                if at_line_start:
+                    if not warned and not is_footer(piece) and is_warning_line(piece):
+                        warned = True
+                    if piece.strip():
+                        last = piece
+                at_line_start = piece.endswith("\n")
     except OSError:
         return False, None
     return warned, last

@@ -409,10 +409,6 @@ def notebook_flood(tmp_path_factory):
 
 
 @pytest.mark.kernel
-@pytest.mark.xfail(strict=True, reason=(
-    "bug: notebook.py _execute: papermill sets raise_on_iopub_timeout and nbclient's "
-    "iopub_timeout is 4 s; a flood still draining then raises CellTimeoutError, shown "
-    "as 'Timeout: stopped after None s' although no --timeout was given"))
 def test_a_flood_in_notebook_mode_is_not_a_timeout(notebook_flood):
     done_, output, _ = notebook_flood
     assert done_.returncode == 0, done_.stdout + done_.stderr
@@ -420,9 +416,6 @@ def test_a_flood_in_notebook_mode_is_not_a_timeout(notebook_flood):
 
 
 @pytest.mark.kernel
-@pytest.mark.xfail(strict=True, reason=(
-    "bug: outputs.py OutputWriter._to_file drops a whole write that crosses the cap: "
-    "the kernel sends the flood in few big stream messages, so nothing of it is kept"))
 def test_a_flood_in_notebook_mode_keeps_its_first_50_mb(notebook_flood):
     _, output, _ = notebook_flood
     assert output.stat().st_size > OUTPUT_CAP_BYTES - (1 << 20)
