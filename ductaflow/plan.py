@@ -58,6 +58,8 @@ import os
 import posixpath
 import re
 import stat
+import sys
+import types
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
@@ -984,3 +986,15 @@ def _read(tables: Any, stage: str | None) -> list[Table]:
 def format_plan(plan: Plan) -> list[tuple[str, str, str]]:
     """``(stage/instance, "run" or "skip", reason)`` per decision, for ``--dry-run``."""
     return [(d.instance.key, "run" if d.run else "skip", d.reason) for d in plan.decisions]
+
+
+class _CallablePlanModule(types.ModuleType):
+    """``ductaflow.plan`` is the public function, but importing this module (as
+    ``conduct`` does) makes the package attribute ``plan`` the module itself; calling
+    the module plans, so both meanings work."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Plan:
+        return plan(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallablePlanModule

@@ -315,9 +315,6 @@ def test_a_random_walk_of_edits_never_leaves_anything_stale(fast_folder, monkeyp
     assert len(history) == STEPS
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "bug: ductaflow/__init__.py exports plan lazily, but once anything imports the "
-    "module ductaflow.plan (conduct does), the package attribute 'plan' is that module"))
 def test_the_public_plan_is_the_function_after_conduct_was_imported():
     import subprocess
     import sys
