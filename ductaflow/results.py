@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from ductaflow import state
-from ductaflow.model import Instance, RunResult
+from ductaflow.model import Action, Instance, RunResult
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +39,9 @@ def write_results(results: Sequence[RunResult], the_plan: Any, *, running: bool,
                   started_at: float, running_now: Mapping[str, str] | None = None) -> None:
     """Rewrite the CSV and the HTML report; the workbook too once nothing is running.
 
+    A conduct that ran nothing keeps an existing workbook as it is: writing one
+    means importing openpyxl (and numpy), more than the whole no-op rerun costs.
+
     ``running_now`` maps the keys of the instances running at this moment to their
     ISO start time, for the report's timeline and time estimate.
     """
@@ -51,9 +54,12 @@ def write_results(results: Sequence[RunResult], the_plan: Any, *, running: bool,
                                   elapsed_s=time.time() - started_at,
                                   running_now=running_now, decisions=the_plan.decisions)
     _keep_going(runs_dir / REPORT_HTML, state.atomic_write_text, html)
-    if not running:
+    workbook = runs_dir / RESULTS_XLSX
+    did_something = any(r.action is not Action.SKIPPED or r.reason.startswith("accepted")
+                         for r in results)
+    if not running and (did_something or not workbook.exists()):
         instances = {d.instance.key: d.instance for d in the_plan.decisions}
-        _keep_going(runs_dir / RESULTS_XLSX, write_workbook, results, instances)
+        _keep_going(workbook, write_workbook, results, instances)
 
 
 def _keep_going(path: Path, write: Any, *args: Any) -> None:
