@@ -192,6 +192,8 @@ def _fsync_dir(folder: Path) -> None:
 def atomic_write_text(path: str | os.PathLike[str], text: str, *,
                       fsync_folder: bool = True) -> None:
     """Replace ``path`` with ``text`` (UTF-8) so readers see the old or the new file."""
+    if not isinstance(text, str):
+        raise TypeError(f"text must be str, not {type(text).__name__}")
     atomic_write_bytes(path, text.encode("utf-8"), fsync_folder=fsync_folder)
 
 
