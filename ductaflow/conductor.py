@@ -312,6 +312,8 @@ class _Run:
         if result.action is Action.FAILED and len(attempts) <= self.retries:
             decision = self.decisions[result.key]
             self.running_since.pop(result.key, None)
+            attempts[-1]["files"] = _set_aside(self.plan.runs_dir / result.run_dir,
+                                               decision.instance.flow_stem, len(attempts))
             self.pending.insert(0, Decision(decision.instance, True, (
                 *decision.reasons, f"retry {len(attempts)} of {self.retries} after "
                                    f"{result.error}")))
@@ -351,6 +353,22 @@ def _add_attempts(run_dir: Path, attempts: list[dict[str, Any]]) -> None:
     record = state.read_record(run_dir)
     if record is not None:
         state.write_record(run_dir, {**record, "attempts": attempts})
+
+
+def _set_aside(folder: Path, stem: str, attempt: int) -> list[str]:
+    """Keep a failed attempt's output, notebook and HTML under names the next attempt
+    does not overwrite: ``<flow>_execution_output.attempt1.txt``, ``<flow>.attempt1.ipynb``."""
+    kept = []
+    for name in (f"{stem}_execution_output.txt", f"{stem}.ipynb", f"{stem}.html"):
+        path = folder / name
+        base, dot, suffix = name.rpartition(".")
+        target = folder / f"{base}.attempt{attempt}{dot}{suffix}"
+        try:
+            os.replace(path, target)
+        except FileNotFoundError:
+            continue
+        kept.append(target.name)
+    return kept
 
 
 def skipped_result(decision: Decision, the_plan: Plan) -> RunResult:

@@ -60,6 +60,7 @@ import re
 import stat
 import sys
 import types
+import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
@@ -76,7 +77,7 @@ SHOWN_ITEMS = 5
 SHOWN_CHARS = 40
 _WINDOWS_DEVICES = frozenset(
     ["CON", "PRN", "AUX", "NUL", "CONIN$", "CONOUT$"]
-    + [f"{p}{i}" for p in ("COM", "LPT") for i in range(1, 10)]
+    + [f"{p}{i}" for p in ("COM", "LPT") for i in [*range(1, 10), "¹", "²", "³"]]
 )
 _BAD_CHARS = re.compile(r'[/\\:*?"<>|\x00-\x1f\x7f]')
 _URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
@@ -108,6 +109,12 @@ def name_problem(name: str) -> str | None:
     if len(name) > MAX_NAME:
         return f"is longer than {MAX_NAME} characters"
     return None
+
+
+def fold(name: str) -> str:
+    """The one folder a name becomes where folders ignore case (Windows, macOS) and
+    Unicode normalization (macOS): ``café`` in NFC and NFD is one folder there."""
+    return unicodedata.normalize("NFC", name.casefold())
 
 
 # --- the project on disk, read once per plan ----------------------------------------------
@@ -322,7 +329,7 @@ def _check_stages(tables: Sequence[Table]) -> None:
             raise TableError(f"stage name {table.stage!r} {problem}",
                              Location(table.file, table.sheet),
                              hint="rename the sheet or file")
-        other = folded.setdefault(table.stage.casefold(), table)
+        other = folded.setdefault(fold(table.stage), table)
         if other.stage != table.stage:
             raise TableError(f"stages {other.stage!r} ({other.file}) and {table.stage!r} "
                              "differ only in case", Location(table.file, table.sheet))
@@ -343,7 +350,7 @@ def _check_headers(table: Table) -> None:
 
 
 def _check_unique(draft: _Draft, seen: dict[tuple[str, str], Row]) -> None:
-    first = seen.setdefault((draft.stage, draft.name.casefold()), draft.row)
+    first = seen.setdefault((draft.stage, fold(draft.name)), draft.row)
     if first is not draft.row:
         where = f"row {first.line}" if first.file == draft.row.file else str(_location(first))
         raise TableError(f"instance {draft.name!r} is already defined in stage "
@@ -520,6 +527,12 @@ class _Flows:
         if path.startswith("/") or _DRIVE.match(path) or norm == ".." or norm.startswith("../"):
             raise TableError(f"flow {value!r} lies outside the project root",
                              _location(row, "flow"), hint="give it relative to the project root")
+        for part in norm.split("/"):
+            problem = name_problem(part)
+            if problem:
+                raise TableError(f"flow {value!r}: {part!r} {problem}", _location(row, "flow"),
+                                 hint="a flow's folders and file must have names safe on "
+                                      "every OS")
         info = self.project.stat(norm)
         if info is None or not stat.S_ISREG(info.st_mode):
             raise TableError(f"flow {value!r} does not exist in {self.project.root}",

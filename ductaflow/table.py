@@ -70,6 +70,8 @@ _JSON_OBJECT = re.compile(r"\{\s*[\"}]")
 """How a JSON object starts; ``{scenario}_{year}`` templates never do."""
 _MUTABLE = (list, dict)
 _UNSEEN = object()
+_PIECE = 1 << 20
+_DTD = re.compile(rb"<!(?:DOCTYPE|ENTITY)", re.IGNORECASE)
 _RECALCULATE = "open the workbook in Excel (or LibreOffice), recalculate and save it"
 
 
@@ -215,7 +217,7 @@ def _csv_grid(path: Path, shown: str) -> _Grid:
 
 
 def _csv_records(text: str, shown: str) -> Iterable[tuple[int, list[str]]]:
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=_delimiter(text))
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=_delimiter(text), strict=True)
     while True:
         start = reader.line_num + 1
         try:
@@ -223,8 +225,10 @@ def _csv_records(text: str, shown: str) -> Iterable[tuple[int, list[str]]]:
         except StopIteration:
             return
         except csv.Error as error:
-            raise TableError(f"cannot parse the CSV: {error}",
-                             Location(shown, row=reader.line_num)) from error
+            quote = "end of data" in str(error) or "expected after" in str(error)
+            raise TableError(f"cannot parse the CSV: {error}", Location(shown, row=start),
+                             hint="a quote opened in this row is never closed, or text "
+                                  "follows a closing quote" if quote else None) from error
         yield start, cells
 
 
@@ -313,6 +317,10 @@ def _inspect_workbook(path: Path, shown: str) -> list[tuple[str, dict[tuple[int,
 
 
 def _refuse_zip_bomb(archive: zipfile.ZipFile, shown: str) -> None:
+    """Refuse what would unpack too large, by what the headers declare and, since a
+    header can lie, by what each member really inflates to, read in bounded pieces;
+    and any XML part declaring a DTD (entity expansion, external entities), before
+    an XML parser sees it."""
     members = archive.infolist()
     total = sum(member.file_size for member in members)
     if total > MAX_UNZIPPED_BYTES:
@@ -324,6 +332,24 @@ def _refuse_zip_bomb(archive: zipfile.ZipFile, shown: str) -> None:
         if member.file_size > RATIO_CHECK_FROM and ratio > MAX_RATIO:
             raise TableError(f"{member.filename} is compressed {ratio:.0f} to 1, more than "
                              f"{MAX_RATIO} to 1 (refused as a zip bomb)", Location(shown))
+    for member in members:
+        _check_member(archive, member, shown)
+
+
+def _check_member(archive: zipfile.ZipFile, member: zipfile.ZipInfo, shown: str) -> None:
+    xml = member.filename.lower().endswith((".xml", ".rels", ".vml"))
+    seen = 0
+    tail = b""
+    with archive.open(member) as stream:
+        while piece := stream.read(_PIECE):
+            seen += len(piece)
+            if seen > member.file_size:
+                raise TableError(f"{member.filename} unpacks to more than its header says "
+                                 "(refused as a zip bomb)", Location(shown))
+            if xml and _DTD.search(tail + piece):
+                raise TableError(f"{member.filename} declares a DTD or entities (refused: "
+                                 "an Excel workbook never does)", Location(shown))
+            tail = piece[-16:]
 
 
 def _worksheets(archive: zipfile.ZipFile, shown: str) -> list[tuple[str, str]]:
@@ -408,7 +434,8 @@ def _calamine_cells(path: Path, shown: str, names: list[str]) -> dict[str, list[
             return {name: workbook.get_sheet_by_name(name).to_python(skip_empty_area=False)
                     for name in names}
     except (CalamineError, OSError, ValueError) as error:
-        raise TableError(f"cannot read the workbook: {error}", Location(shown)) from error
+        detail = " ".join(str(error).split())
+        raise TableError(f"cannot read the workbook: {detail}", Location(shown)) from error
 
 
 def _openpyxl_cells(path: Path, shown: str, names: list[str]) -> dict[str, list[list[Any]]]:
@@ -418,7 +445,8 @@ def _openpyxl_cells(path: Path, shown: str, names: list[str]) -> dict[str, list[
     try:
         workbook = openpyxl.load_workbook(path, read_only=True, data_only=True, keep_links=False)
     except Exception as error:  # openpyxl raises many kinds for a broken file
-        raise TableError(f"cannot read the workbook: {error}", Location(shown)) from error
+        detail = " ".join(str(error).split())
+        raise TableError(f"cannot read the workbook: {detail}", Location(shown)) from error
     try:
         cells = {}
         for name in names:

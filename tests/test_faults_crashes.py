@@ -467,9 +467,6 @@ def test_retries_rerun_a_flaky_instance_and_record_every_attempt(tmp_path, tag):
     assert again.returncode == 0 and "0 to run, 2 up to date" in again.stdout
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "bug: with --retries the next attempt reopens <flow>_execution_output.txt (and the "
-    "notebook) for writing: what the failed attempt printed is lost (SPEC: nothing is lost)"))
 def test_retries_keep_what_every_attempt_printed(tmp_path, tag):
     root = flaky_project(tmp_path)
     done_ = conduct_cli(root, *tables(root), "--mode", "script", "--retries", "1",

@@ -90,8 +90,6 @@ UNSAFE_NAMES = ["../x", "..", ".", "/abs", "C:\\x", "\\\\server\\share", "a/b", 
                 "CON", "nul", "con.txt", "Aux.tar.gz", "COM1", "LPT9", "CONIN$", "a:b", "x.",
                 "x..", "a*b", "a?b", "a|b", "a<b", "a>b", "a\tb", "x" * 101]
 WINDOWS_SUPERSCRIPT = ["COM¹", "LPT²", "com³.txt"]
-SUPERSCRIPT_BUG = ("bug: plan.py _WINDOWS_DEVICES lacks COM¹ COM² COM³ LPT¹ LPT² LPT³, "
-                   "which Windows reserves as well (ntpath.isreserved knows them)")
 
 
 def csv_field(text: str) -> str:
@@ -99,7 +97,7 @@ def csv_field(text: str) -> str:
 
 
 @pytest.mark.parametrize("name", UNSAFE_NAMES + [
-    pytest.param(n, marks=pytest.mark.xfail(strict=True, reason=SUPERSCRIPT_BUG))
+    pytest.param(n)
     for n in WINDOWS_SUPERSCRIPT])
 @pytest.mark.parametrize("how", ["cell", "template"])
 def test_unsafe_instance_names_are_refused_on_every_os(base, capsys, name, how):
@@ -124,9 +122,6 @@ def test_a_nul_byte_in_an_instance_name_is_refused(base):
     assert snapshot(base) == before
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "bug: plan.py _check_unique folds case (casefold) but not Unicode normalization: "
-    "'café' in NFC and NFD are two instances here and one folder on macOS"))
 def test_instance_names_differing_only_in_unicode_normalization_are_refused(base, capsys):
     nfc, nfd = (unicodedata.normalize(form, "café") for form in ("NFC", "NFD"))
     line = refused(base, capsys, f"instance,x\n{nfc},1\n{nfd},2\n")
@@ -134,7 +129,7 @@ def test_instance_names_differing_only_in_unicode_normalization_are_refused(base
 
 
 @pytest.mark.parametrize("stage", ["CON", "nul", "a:b", "x.", "x ", "x..", "Com1"] + [
-    pytest.param(n, marks=pytest.mark.xfail(strict=True, reason=SUPERSCRIPT_BUG))
+    pytest.param(n)
     for n in ("COM¹", "lpt³")])
 def test_unsafe_stage_names_from_file_names_are_refused(base, capsys, stage):
     line = refused(base, capsys, "instance,flow\nA,flows/act.py\n", name=stage)
@@ -172,8 +167,6 @@ def test_unsafe_stage_names_of_dataframes_are_refused(base, stage):
     assert snapshot(base) == before
 
 
-FLOW_BUG = ("bug: plan.py _Flows._given checks a flow path only for leaving the project "
-            "and existing: its folder and file names are not checked with name_problem")
 
 
 @pytest.mark.parametrize("flow, words", [
@@ -182,7 +175,7 @@ FLOW_BUG = ("bug: plan.py _Flows._given checks a flow path only for leaving the 
     ("C:\\x.py", "lies outside the project root"),
     ("flows/../../outside/x.py", "lies outside the project root"),
     ("flows/x\x00.py", ""),
-] + [pytest.param(flow, "", marks=pytest.mark.xfail(strict=True, reason=FLOW_BUG))
+] + [pytest.param(flow, "")
      for flow in ("flows/a:b.py", "flows/CON.py", "flows/sub/NUL.py", "flows./x.py",
                   "flows /x.py")])
 def test_unsafe_flow_names_are_refused_on_every_os(base, capsys, flow, words):

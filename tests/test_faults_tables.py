@@ -136,9 +136,6 @@ def test_a_bad_csv_table_is_refused_on_one_line_and_changes_nothing(root, capsys
     assert line.startswith(f"error: {table}{words}"), line
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "bug: table.py _csv_records reads with csv's default strict=False: a quote never "
-    "closed swallows every following row into one cell, silently"))
 def test_a_quote_never_closed_is_refused_naming_the_row_it_opens_on(root, capsys):
     table = csv_case(root, "unclosed-quote", 'instance,tag\nA,"open\nB,b\nC,c\n')
     line = refused(root, table, capsys)
@@ -353,13 +350,7 @@ def test_the_hand_made_workbook_reads(tmp_path):
 
 #: Parts the default reader (calamine) never gives to an XML parser that sees the DTD:
 #: it ignores a DOCTYPE it need not expand, so the workbook is read, not refused.
-NOT_REFUSED_BY_CALAMINE = {"[Content_Types].xml", "xl/worksheets/sheet1.xml", "xl/styles.xml"}
 #: Parts openpyxl itself refuses, with a message of several lines.
-MULTILINE_IN_OPENPYXL = {"[Content_Types].xml", "xl/worksheets/sheet1.xml", "xl/styles.xml",
-                         "xl/sharedStrings.xml"}
-DTD_BUG = ("bug: table.py _inspect_workbook parses only the workbook, its rels and sheets "
-           "with formulas through defusedxml; a DOCTYPE elsewhere is not refused before "
-           "parsing ({})")
 
 
 def entity_cases() -> list:
@@ -367,14 +358,7 @@ def entity_cases() -> list:
     for kind, doctype, use in (("laughs", LAUGHS, "&lol9;"), ("external", EXTERNAL, "&ext;")):
         for part in PARTS:
             for engine in ("calamine", "openpyxl"):
-                marks = []
-                if engine == "calamine" and part in NOT_REFUSED_BY_CALAMINE:
-                    marks.append(pytest.mark.xfail(strict=True, reason=DTD_BUG.format(
-                        "calamine reads it and ignores the DTD")))
-                if engine == "openpyxl" and part in MULTILINE_IN_OPENPYXL:
-                    marks.append(pytest.mark.xfail(strict=True, reason=DTD_BUG.format(
-                        "openpyxl's refusal is a ValueError of several lines")))
-                cases.append(pytest.param(doctype, use, part, engine, marks=marks,
+                cases.append(pytest.param(doctype, use, part, engine,
                                           id=f"{kind}-{part}-{engine}"))
     return cases
 
@@ -423,10 +407,7 @@ def lying_sizes(data: bytes, member: str, size: int) -> bytes:
 
 @pytest.mark.parametrize("kind", [
     "ratio",
-    pytest.param("lying-sizes", marks=pytest.mark.xfail(strict=True, reason=(
-        "bug: table.py _refuse_zip_bomb trusts the sizes the zip headers declare; a member "
-        "that claims 1 KB is then inflated whole in memory (zipfile.read, ~420 MB here) "
-        "before its CRC fails"))),
+    "lying-sizes",
     "laughs-in-shared-strings",
 ])
 def test_a_malicious_workbook_is_refused_fast_with_bounded_memory(root, kind):
