@@ -4,7 +4,8 @@
 call it. papermill parameterizes and executes; jupytext converts ``.py`` flows;
 nbclient's ``timeout_func`` turns papermill's per-cell timeout into a per-instance
 deadline; a kernel manager subclass starts kernels on IPC transport (POSIX) in the
-execution folder without papermill's process-wide ``chdir`` (nteract/papermill#473).
+execution folder without papermill's process-wide ``chdir`` (nteract/papermill#473);
+the ``engine`` module's papermill engine keeps the notebook's outputs bounded.
 """
 
 from __future__ import annotations
@@ -180,6 +181,8 @@ def _execute(nb: Any, out_nb: Path, config: dict, run_dir: Path, kernel_name: st
     import papermill
     from nbclient.exceptions import CellTimeoutError, DeadKernelError
 
+    from ductaflow.engine import ENGINE_NAME
+
     deadline = None if timeout is None else time.monotonic() + timeout
     logging.getLogger("papermill").addHandler(logging.NullHandler())
     scratch = tempfile.mkdtemp(prefix="df-", dir="/tmp" if os.name == "posix" else None)
@@ -187,6 +190,7 @@ def _execute(nb: Any, out_nb: Path, config: dict, run_dir: Path, kernel_name: st
     try:
         papermill.execute_notebook(
             nb, str(out_nb), parameters={"config": config}, kernel_name=kernel_name,
+            engine_name=ENGINE_NAME, output_file_name=writer.path.name,
             language="python", progress_bar=False, stdout_file=writer, stderr_file=writer,
             start_timeout=60, resources={"metadata": {"path": str(run_dir)}},
             kernel_manager_class=kernel_manager_class(

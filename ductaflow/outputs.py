@@ -80,19 +80,28 @@ class OutputWriter:
     def _to_file(self, text: str) -> None:
         if self.truncated:
             return
-        data = text.encode("utf-8", errors="replace")
-        if self.written + len(data) > self.cap:
-            room = max(self.cap - self.written, 0)
-            self._file.write(data[:room].decode("utf-8", errors="ignore"))
+        room = self.cap - self.written
+        # isascii() is O(1) in CPython: most output needs no encoded copy to be measured.
+        size = len(text) if text.isascii() else len(text.encode("utf-8", errors="replace"))
+        if size <= room:
+            self._write_in_slices(text)
+            self.written += size
+            self.at_line_start = text.endswith("\n")
+        else:
+            if not text.isascii():
+                text = text.encode("utf-8", errors="replace")[:room].decode("utf-8", "ignore")
+            self._write_in_slices(text, min(room, len(text)))
             self._file.write(f"\n... output truncated at {self.cap // (1024 * 1024)} MB ...\n")
             self.written = self.cap
             self.truncated = True
             self.at_line_start = True
-        else:
-            self._file.write(text)
-            self.written += len(data)
-            self.at_line_start = text.endswith("\n")
         self._file.flush()
+
+    def _write_in_slices(self, text: str, end: int | None = None, step: int = 1 << 20) -> None:
+        """One huge write would encode the whole message at once: slices bound the copy."""
+        end = len(text) if end is None else end
+        for start in range(0, end, step):
+            self._file.write(text[start:min(start + step, end)])
 
     def write_text(self, text: str) -> None:
         """Write a block of text (a traceback) on lines of its own, past any cap."""

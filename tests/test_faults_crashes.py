@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from ductaflow import state
+from ductaflow.engine import NOTEBOOK_CAP_CHARS
 from ductaflow.outputs import OUTPUT_CAP_BYTES
 
 from .test_faults_common import (
@@ -338,12 +339,12 @@ FLOOD_MB = 60
 MEMORY_BOUND_KIB = 120 * 1024
 
 
-def run_flood(root: Path, tag: str, lines: bool, mode: str = "script"):
+def run_flood(root: Path, tag: str, lines: bool, mode: str = "script", flush: bool = False):
     """Run one flow printing 60 MB fast: (the conduct, its output file, the highest peak
     RSS in KiB of any process of the conductor, sampled from /proc: the workers are
     children of the fork server, so the conductor's RUSAGE_CHILDREN never sees them)."""
-    make_project(root, {"act": f"instance,tag,act,mb,lines\nflood,flood,print_mb,{FLOOD_MB},"
-                               f"{str(lines).lower()}\n"})
+    make_project(root, {"act": f"instance,tag,act,mb,lines,flush\nflood,flood,print_mb,{FLOOD_MB},"
+                               f"{str(lines).lower()},{str(flush).lower()}\n"})
     peaks: dict[int, int] = {}
     stop = threading.Event()
 
@@ -398,11 +399,13 @@ def test_a_flood_without_newlines_is_capped_and_memory_stays_bounded(tmp_path, t
     assert OUTPUT_CAP_BYTES - (1 << 20) < output.stat().st_size < OUTPUT_CAP_BYTES + 4096
 
 
-@pytest.fixture(scope="module")
-def notebook_flood(tmp_path_factory):
+@pytest.fixture(scope="module", params=["burst", "flushed"])
+def notebook_flood(request, tmp_path_factory):
+    """60 MB printed at once (ipykernel sends it as one message) or flushed every MB."""
     tag = os.urandom(8).hex()
     try:
-        return run_flood(tmp_path_factory.mktemp("flood"), tag, lines=True, mode="notebook")
+        return run_flood(tmp_path_factory.mktemp("flood"), tag, lines=True, mode="notebook",
+                         flush=request.param == "flushed")
     finally:
         for pid in tagged_pids(tag):
             os.kill(pid, signal.SIGKILL)
@@ -422,14 +425,19 @@ def test_a_flood_in_notebook_mode_keeps_its_first_50_mb(notebook_flood):
 
 
 @pytest.mark.kernel
-@pytest.mark.xfail(strict=True, reason=(
-    "bug: the cap is on the text file only: nbclient keeps every output in the notebook, "
-    "the worker peaks near 700 MB for 60 MB printed and <flow>.ipynb holds all of it"))
-def test_a_flood_in_notebook_mode_keeps_notebook_and_memory_bounded(notebook_flood):
+def test_a_flood_in_notebook_mode_keeps_notebook_and_memory_bounded(notebook_flood, request):
+    """The notebook stops storing output at its own cap and says where the rest is.
+    Memory is bounded by the largest single message (a burst arrives as one 60 MB
+    message, which jupyter_client holds about three times while decoding), never by
+    the total printed: flushed every MB, a worker peaked at 351 MB before the cap and
+    at 107 to 127 MB after it (zmq may queue messages a busy worker has not read)."""
     _, output, peak = notebook_flood
     notebook = output.with_name("act.ipynb")
-    assert notebook.stat().st_size < 2 * OUTPUT_CAP_BYTES
-    assert peak < 4 * MEMORY_BOUND_KIB, f"a process peaked at {peak} KiB"
+    assert notebook.stat().st_size < 2 * NOTEBOOK_CAP_CHARS
+    assert "act_execution_output.txt keeps more" in tail_of(notebook, 200_000)
+    burst = request.node.callspec.params["notebook_flood"] == "burst"
+    bound = (5 * FLOOD_MB * 1024) if burst else 2 * MEMORY_BOUND_KIB
+    assert peak < bound, f"a process peaked at {peak} KiB"
 
 
 # --- retries --------------------------------------------------------------------------------

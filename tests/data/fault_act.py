@@ -55,6 +55,8 @@ if act == "print_mb":
     chunk = ("x" * 1023 + "\n") * 1024 if config.get("lines") else "x" * (1 << 20)
     for _ in range(int(config["mb"])):
         sys.stdout.write(chunk)
+        if config.get("flush"):  # one message per MB, not one for the whole flood
+            sys.stdout.flush()
     sys.stdout.flush()
 if act == "limit_parent":  # the next file the worker writes past this size fails (EFBIG)
     import resource

@@ -1,0 +1,98 @@
+"""A papermill engine whose notebook keeps a bounded amount of output.
+
+papermill's own engine stores every output message in the notebook: a flow printing
+a gigabyte holds that gigabyte in memory and writes it into ``<flow>.ipynb`` at every
+autosave. The captured text file is capped by ``OutputWriter``; here the notebook is
+capped too, at a smaller size, since a notebook of many megabytes no longer opens in
+Jupyter. Outputs past the cap still reach the text file (papermill logs them from the
+value ``output`` returns); only storing them in the notebook stops.
+
+Imports papermill: load it only on the path that runs a notebook.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from nbformat.v4 import new_output
+from papermill.clientwrap import PapermillNotebookClient
+from papermill.engines import NBClientEngine, papermill_engines
+from papermill.log import logger
+
+ENGINE_NAME = "ductaflow"
+
+#: Most characters of output kept in a run's notebook; errors are always kept.
+NOTEBOOK_CAP_CHARS = 10 * 1024 * 1024
+
+
+def _size(content: dict[str, Any]) -> int:
+    if "text" in content:
+        return len(content["text"])
+    data = content.get("data") or {}
+    return sum(len(value) if isinstance(value, str) else len(str(value))
+               for value in data.values())
+
+
+class CappedNotebookClient(PapermillNotebookClient):
+    """Stores outputs until ``NOTEBOOK_CAP_CHARS``, then one note, then nothing more."""
+
+    output_file_name: str = "the execution output file"
+
+    def __init__(self, nb_man: Any, cap: int = NOTEBOOK_CAP_CHARS, **kw: Any):
+        super().__init__(nb_man, **kw)
+        self.cap = cap
+        self.kept = 0
+        self.noted = False
+
+    def output(self, outs: list, msg: dict, display_id: str | None, cell_index: int):
+        if msg["msg_type"] == "error":
+            return super().output(outs, msg, display_id, cell_index)
+        size = _size(msg["content"])
+        if self.kept + size <= self.cap:
+            self.kept += size
+            return super().output(outs, msg, display_id, cell_index)
+        content = msg["content"]
+        stream = msg["msg_type"] == "stream"
+        if not self.noted:
+            self.noted = True
+            head = content["text"][:self.cap - self.kept] if stream else ""
+            outs.append(new_output("stream", name="stderr", text=head + (
+                f"\n... output truncated in this notebook at {self.cap // (1024 * 1024)} MB;"
+                f" {self.output_file_name} keeps more ...\n")))
+        self.kept = self.cap
+        # Returned, not stored: papermill still writes it to the text file.
+        return new_output("stream", name=content["name"], text=content["text"]) if stream else None
+
+    def log_output_message(self, output: Any) -> None:
+        """papermill's, without ``"".join(text)`` on a str: for one 60 MB message that
+        join built a list of 60 million characters (480 MB)."""
+        if output.output_type != "stream":
+            return super().log_output_message(output)
+        sink = self.stdout_file if output.name == "stdout" else self.stderr_file
+        if sink:
+            text = output.text
+            sink.write(text if isinstance(text, str) else "".join(text))
+            sink.flush()
+        return None
+
+
+class CappedEngine(NBClientEngine):
+    """papermill's nbclient engine, with ``CappedNotebookClient`` as its client."""
+
+    @classmethod
+    def execute_managed_notebook(cls, nb_man: Any, kernel_name: str, log_output: bool = False,
+                                 stdout_file: Any = None, stderr_file: Any = None,
+                                 start_timeout: int = 60, execution_timeout: Any = None,
+                                 output_file_name: str | None = None, **kwargs: Any):
+        kwargs.pop("input_path", None)
+        kwargs.pop("timeout", None)
+        client = CappedNotebookClient(
+            nb_man, kernel_name=kernel_name, log=logger, log_output=log_output,
+            stdout_file=stdout_file, stderr_file=stderr_file, startup_timeout=start_timeout,
+            timeout=execution_timeout, **kwargs)
+        if output_file_name:
+            client.output_file_name = output_file_name
+        return client.execute()
+
+
+papermill_engines.register(ENGINE_NAME, CappedEngine)
