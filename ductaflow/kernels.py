@@ -20,6 +20,7 @@ import functools
 import json
 import os
 import secrets
+import shutil
 import signal
 import socket
 import sys
@@ -301,8 +302,6 @@ class KernelServer:
                                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
     def close(self) -> None:
-        import shutil
-
         self.process.kill()
         self.process.wait(5)
         shutil.rmtree(self.folder, ignore_errors=True)
@@ -318,9 +317,9 @@ def serve(address: str, ready: int, preload: list[str]) -> None:
             __import__(name)
         except Exception:  # noqa: BLE001 - a missing optional module only costs speed
             pass
-    procs.watch_parent()
-    signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # kernels are reaped by the OS
     folder = Path(address).parent
+    procs.watch_parent(cleanup=lambda: shutil.rmtree(folder, ignore_errors=True))
+    signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # kernels are reaped by the OS
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     listener.bind(address)
     listener.listen(16)

@@ -56,11 +56,12 @@ def kill_tree(process: Any) -> None:
             pass
 
 
-def watch_parent(interval: float = 0.2) -> None:
+def watch_parent(interval: float = 0.2, cleanup: Any = None) -> None:
     """End this process as soon as its parent is gone (POSIX: it gets re-parented).
 
     A flow's kernel or script runs as the leader of a session of its own, so this
-    kills its whole process group: whatever the flow started goes with it.
+    kills its whole process group: whatever the flow started goes with it. ``cleanup``
+    runs first: a parent killed with -9 never removes what it made for this process.
     """
     if os.name != "posix":
         return
@@ -70,6 +71,8 @@ def watch_parent(interval: float = 0.2) -> None:
         while True:
             threading.Event().wait(interval)
             if os.getppid() != parent:
+                if cleanup is not None:
+                    cleanup()
                 end_own_group()
 
     threading.Thread(target=poll, daemon=True, name="ductaflow-watch-parent").start()

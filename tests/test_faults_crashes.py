@@ -84,6 +84,10 @@ def test_kill_9_of_the_conductor_alone_stops_the_kernel_writing_and_a_rerun_resu
         return ticks.exists() and len(ticks.read_text().splitlines()) >= 3
 
     wait_for(lambda: done(root, "append/quick") and ticking(), 180, "the kernel to tick")
+    servers = [Path(part).parent for pid in tagged_pids(tag) for part in
+               Path(f"/proc/{pid}/cmdline").read_bytes().decode().split("\0")
+               if part.startswith("/tmp/dfk-")]
+    assert servers and all(folder.is_dir() for folder in servers)
     proc.kill()  # the conductor only: its workers, kernels and fork servers get no signal
     proc.wait()
     killed = time.monotonic()
@@ -94,6 +98,7 @@ def test_kill_9_of_the_conductor_alone_stops_the_kernel_writing_and_a_rerun_resu
     wait_for(lambda: not tagged_pids(tag), max(0.5, killed + 5 - time.monotonic()),
              "every process of the conductor to exit")
     assert not done(root, "append/slow") and not (root / "runs/append/slow/done.txt").exists()
+    assert not any(folder.exists() for folder in servers), "the kernel server left its folder"
 
     (root / "ran.log").unlink()
     rerun = conduct_cli(root, *tables(root), "--mode", "script", "--no-wait",
