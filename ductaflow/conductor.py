@@ -2,8 +2,9 @@
 
 A failed flow is a result, not an exception: it is recorded, its dependents are
 blocked, the rest go on. Bad input raises before anything on disk changes. The plan
-is made again once the lock is held, so two conductors started together never run
-the same instance twice.
+is made again once the lock is held if another conductor changed records meanwhile
+(the runs folder's generation token moved), so two conductors started together never
+run the same instance twice.
 """
 
 from __future__ import annotations
@@ -16,11 +17,12 @@ from typing import Any
 
 from ductaflow import state
 from ductaflow.errors import DuctaflowError, LockedError, UsageError
-from ductaflow.execute import ExecOptions
-from ductaflow.model import Action, Decision, RunResult, Status
-from ductaflow.plan import Plan, plan
+from ductaflow.model import Action, Decision, ExecOptions, RunResult, Status
+from ductaflow.plan import Plan, plan, resolve_folders
 
 LOCK_NAME = ".conductor.lock"
+#: Least time between two live rewrites of the results and the report.
+LIVE_GAP_S = 1.0
 
 #: ``on_event(kind, payload)`` kinds: "waiting" (lock path), "plan" (Plan),
 #: "start" (Decision), "finish" (RunResult).
@@ -82,30 +84,55 @@ def conduct(
         return plan(tables, project_root=project_root, runs_dir=runs_dir, stage=stage,
                     force=force, select=select)
 
-    first = make_plan()  # bad input fails here, before anything is written
-    with _runs_lock(first.runs_dir, wait, notify):
-        current = make_plan()
-        notify("plan", current)
-        if accept:
-            return _accept_all(current, ExecOptions(current.project_root, current.runs_dir),
-                               notify)
-        jobs = jobs or os.cpu_count() or 1
-        kernels = _kernel_server(current, mode, warm and executor == "local", preload, jobs)
-        options = ExecOptions(current.project_root, current.runs_dir, mode, timeout,
-                              export_html, kernels.address if kernels else None)
-        to_run = [d for d in current.decisions if d.run]
-        if not to_run:
-            executor = "local"  # nothing will run: start no cluster, no processes
-        runner = _make_executor(executor, options, jobs, scheduler,
-                                sorted({d.instance.flow for d in to_run}))
-        try:
-            return _Run(current, options, runner, fail_fast, notify, retries).go()
-        finally:
-            close = getattr(runner, "close", None)
-            if close is not None:
-                close()
-            if kernels is not None:
-                kernels.close()
+    runs = resolve_folders(project_root, runs_dir)[1]
+    generation = state.read_generation(runs)
+    lock = _RunsLock(runs, wait, notify)
+    held = lock.take_if_free()  # only when its file exists: then taking it writes nothing
+    try:
+        first = make_plan()  # bad input fails here, before anything is written
+        if held:  # planned under the lock: nothing changed meanwhile
+            current = first
+        else:
+            lock.take()
+            # Another conductor may have changed records while we planned or waited:
+            # plan again, unless none can have (the lock file was new and the token,
+            # which a conductor changes before it changes any record, did not move).
+            fresh = lock.was_new and state.read_generation(runs) == generation
+            current = first if fresh else make_plan()
+        if accept or current.to_run:
+            state.bump_generation(current.runs_dir)
+        return _go(current, notify, accept=accept, jobs=jobs, mode=mode, timeout=timeout,
+                   export_html=export_html, executor=executor, scheduler=scheduler,
+                   warm=warm, preload=preload, fail_fast=fail_fast, retries=retries)
+    finally:
+        lock.release()
+
+
+def _go(current: Plan, notify: EventHandler, *, accept: bool, jobs: int | None, mode: str,
+        timeout: float | None, export_html: bool, executor: Any, scheduler: str | None,
+        warm: bool, preload: Sequence[str] | None, fail_fast: bool,
+        retries: int) -> list[RunResult]:
+    """Run the plan, holding the runs folder's lock."""
+    notify("plan", current)
+    if accept:
+        return _accept_all(current, ExecOptions(current.project_root, current.runs_dir),
+                           notify)
+    jobs = jobs or os.cpu_count() or 1
+    kernels = _kernel_server(current, mode, warm and executor == "local", preload, jobs)
+    options = ExecOptions(current.project_root, current.runs_dir, mode, timeout,
+                          export_html, kernels.address if kernels else None)
+    to_run = [d for d in current.decisions if d.run]
+    # Nothing will run: start no cluster and no processes, import no executor.
+    runner = _make_executor(executor, options, jobs, scheduler,
+                            sorted({d.instance.flow for d in to_run})) if to_run else _Idle()
+    try:
+        return _Run(current, options, runner, fail_fast, notify, retries).go()
+    finally:
+        close = getattr(runner, "close", None)
+        if close is not None:
+            close()
+        if kernels is not None:
+            kernels.close()
 
 
 def _refuse_in_worker() -> None:
@@ -183,33 +210,65 @@ def _make_executor(executor: Any, options: ExecOptions, jobs: int,
     return executor
 
 
-class _runs_lock:
+class _Idle:
+    """The executor of a conduct with nothing to run."""
+
+    capacity = 0
+
+    def running(self) -> list[str]:
+        return []
+
+    def stop(self) -> list[str]:
+        return []
+
+
+class _RunsLock:
     """An OS-level lock on the runs folder: released by the OS if we die, never stale."""
 
     def __init__(self, runs_dir: Path, wait: bool, notify: EventHandler):
         from filelock import FileLock
 
-        runs_dir.mkdir(parents=True, exist_ok=True)
+        self.runs_dir = runs_dir
         self.path = runs_dir / LOCK_NAME
         self.lock = FileLock(str(self.path))
         self.wait = wait
         self.notify = notify
+        self.was_new = False
+        self.held = False
 
-    def __enter__(self) -> _runs_lock:
+    def take_if_free(self) -> bool:
+        """Take the lock if its file exists and no one holds it; never creates anything."""
         from filelock import Timeout
 
+        self.was_new = not self.path.exists()
+        if self.was_new:
+            return False
+        try:
+            self.lock.acquire(timeout=0)
+        except Timeout:
+            return False
+        self.held = True
+        return True
+
+    def take(self) -> None:
+        """Take the lock, waiting for another conduct unless told not to."""
+        from filelock import Timeout
+
+        self.runs_dir.mkdir(parents=True, exist_ok=True)
         try:
             self.lock.acquire(timeout=0)
         except Timeout:
             if not self.wait:
-                raise LockedError(f"another conduct is running on {self.path.parent}",
+                raise LockedError(f"another conduct is running on {self.runs_dir}",
                                   hint="wait for it, or run without --no-wait") from None
             self.notify("waiting", self.path)
             self.lock.acquire()
-        return self
+        self.held = True
 
-    def __exit__(self, *exc: object) -> None:
-        self.lock.release()
+    def release(self) -> None:
+        if self.held:
+            self.lock.release()
+            self.held = False
 
 
 class _Run:
@@ -231,17 +290,20 @@ class _Run:
         self.running_since: dict[str, str] = {}
         self.retries = retries
         self.attempts: dict[str, list[dict[str, Any]]] = {}
+        self.dirty = False
+        self.next_write = 0.0
 
     def go(self) -> list[RunResult]:
         for decision in self.plan.decisions:
             if not decision.run:
                 self.results[decision.instance.key] = skipped_result(decision, self.plan)
-        self.write_outputs(running=bool(self.pending))
+        if self.pending:
+            self.write_outputs(running=True, now=True)
         try:
             self.loop()
         except KeyboardInterrupt:
             self.interrupt()
-        self.write_outputs(running=False)
+        self.write_outputs(running=False, now=True)
         return self.ordered()
 
     def loop(self) -> None:
@@ -252,6 +314,7 @@ class _Run:
                 continue
             for result in self.executor.wait(0.5):
                 self.finish(result)
+            self.write_due()
 
     def start_ready(self) -> None:
         if self.failed and self.fail_fast:
@@ -336,17 +399,37 @@ class _Run:
                 stage=decision.instance.stage, instance=decision.instance.name,
                 action=Action.BLOCKED, status=None, reason="interrupted before it started",
                 duration_s=0.0, run_dir=decision.instance.run_dir, flow=decision.instance.flow)
-        self.write_outputs(running=False)
+        self.write_outputs(running=False, now=True)
         raise ConductInterrupted(self.ordered())
 
     def ordered(self) -> list[RunResult]:
         return [self.results[key] for key in self.order if key in self.results]
 
-    def write_outputs(self, running: bool) -> None:
+    def write_outputs(self, running: bool, now: bool = False) -> None:
+        """Rewrite the live results now, or mark them due (``now`` false).
+
+        Each write reads and renders every row, so rewriting after every instance of
+        a big table would cost more than the instances: a due write waits until
+        ``LIVE_GAP_S`` or four times the last write's duration has passed, and the
+        scheduling loop makes it then (``write_due``). Start, end and Ctrl-C write now.
+        """
+        self.dirty = True
+        if now or time.monotonic() >= self.next_write:
+            self._write(running)
+
+    def write_due(self) -> None:
+        if self.dirty and time.monotonic() >= self.next_write:
+            self._write(bool(self.pending or self.executor.running()))
+
+    def _write(self, running: bool) -> None:
         from ductaflow.results import write_results
 
+        began = time.monotonic()
         write_results(self.ordered(), self.plan, running=running,
                       started_at=self.started_at, running_now=dict(self.running_since))
+        ended = time.monotonic()
+        self.dirty = False
+        self.next_write = ended + max(LIVE_GAP_S, 4 * (ended - began))
 
 
 def _add_attempts(run_dir: Path, attempts: list[dict[str, Any]]) -> None:
@@ -372,12 +455,13 @@ def _set_aside(folder: Path, stem: str, attempt: int) -> list[str]:
 
 
 def skipped_result(decision: Decision, the_plan: Plan) -> RunResult:
-    """An up-to-date instance: its light is the one its last run left."""
+    """An up-to-date instance: its light is the one its last run left, as the plan read it."""
     instance = decision.instance
-    record = state.read_record(the_plan.runs_dir / instance.run_dir) or {}
-    status = record.get("status")
+    last = the_plan.last_runs.get(instance.key)
+    status = last.status if last is not None else None
     return RunResult(stage=instance.stage, instance=instance.name, action=Action.SKIPPED,
                      status=Status(status) if status in state.STATUSES else None,
-                     reason="up to date", duration_s=float(record.get("duration_s", 0.0)),
+                     reason="up to date", duration_s=last.duration_s if last else 0.0,
                      run_dir=instance.run_dir, flow=instance.flow,
-                     started_at=record.get("started_at", ""), ended_at=record.get("ended_at", ""))
+                     started_at=last.started_at if last else "",
+                     ended_at=last.ended_at if last else "")

@@ -10,29 +10,16 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ductaflow import provenance, state
 from ductaflow.errors import DuctaflowError, FlowError, UsageError
 from ductaflow.kernels import ENV_KERNEL_SERVER
-from ductaflow.model import Action, Instance, RunResult, Status
+from ductaflow.model import Action, ExecOptions, Instance, RunResult, Status
 from ductaflow.notebook import ENV_FLOWS_MANIFEST, ENV_PROJECT_ROOT
 from ductaflow.outputs import output_path
 from ductaflow.status import scan_output, worst
-
-
-@dataclass(frozen=True)
-class ExecOptions:
-    """How every instance of one conduct runs."""
-
-    project_root: Path
-    runs_dir: Path
-    mode: str = "notebook"
-    timeout: float | None = None
-    export_html: bool = False
-    kernel_server: str | None = None
 
 
 def execute_instance(instance: Instance, reason: str, options: ExecOptions) -> RunResult:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 
@@ -134,3 +135,15 @@ class RunResult:
     @property
     def key(self) -> str:
         return f"{self.stage}/{self.instance}"
+
+
+@dataclass(frozen=True)
+class ExecOptions:
+    """How every instance of one conduct runs."""
+
+    project_root: Path
+    runs_dir: Path
+    mode: str = "notebook"
+    timeout: float | None = None
+    export_html: bool = False
+    kernel_server: str | None = None

@@ -14,6 +14,7 @@ import io
 import json
 import logging
 import os
+import posixpath
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -41,25 +42,45 @@ def write_results(results: Sequence[RunResult], the_plan: Any, *, running: bool,
 
     A conduct that ran nothing keeps an existing workbook as it is: writing one
     means importing openpyxl (and numpy), more than the whole no-op rerun costs.
+    A finished conduct whose CSV is the one on disk (a no-op after a no-op) keeps
+    the report too: every row, light and time in it would be the same.
 
     ``running_now`` maps the keys of the instances running at this moment to their
     ISO start time, for the report's timeline and time estimate.
     """
+    runs_dir: Path = the_plan.runs_dir
+    csv_text = results_csv(results, the_plan.project_root, runs_dir)
+    if running or not _unchanged(runs_dir, csv_text):
+        _write_live(results, the_plan, csv_text, running=running, started_at=started_at,
+                    running_now=running_now)
+    workbook = runs_dir / RESULTS_XLSX
+    did_something = any(r.action is not Action.SKIPPED or r.reason.startswith("accepted")
+                        for r in results)
+    if not running and (did_something or not workbook.exists()):
+        instances = {d.instance.key: d.instance for d in the_plan.decisions}
+        _keep_going(workbook, write_workbook, results, instances)
+
+
+def _unchanged(runs_dir: Path, csv_text: str) -> bool:
+    """The CSV on disk is ``csv_text`` and a report sits beside it."""
+    try:
+        with open(runs_dir / RESULTS_CSV, encoding="utf-8", newline="") as handle:
+            same = handle.read(len(csv_text) + 1) == csv_text
+    except (OSError, UnicodeDecodeError):
+        return False
+    return same and (runs_dir / REPORT_HTML).is_file()
+
+
+def _write_live(results: Sequence[RunResult], the_plan: Any, csv_text: str, *, running: bool,
+                started_at: float, running_now: Mapping[str, str] | None) -> None:
     from ductaflow.report import generate_status_report
 
     runs_dir: Path = the_plan.runs_dir
-    csv_text = results_csv(results, the_plan.project_root, runs_dir)
     _keep_going(runs_dir / RESULTS_CSV, state.atomic_write_text, csv_text)
     html = generate_status_report(results, runs_dir, running=running,
                                   elapsed_s=time.time() - started_at,
                                   running_now=running_now, decisions=the_plan.decisions)
     _keep_going(runs_dir / REPORT_HTML, state.atomic_write_text, html)
-    workbook = runs_dir / RESULTS_XLSX
-    did_something = any(r.action is not Action.SKIPPED or r.reason.startswith("accepted")
-                         for r in results)
-    if not running and (did_something or not workbook.exists()):
-        instances = {d.instance.key: d.instance for d in the_plan.decisions}
-        _keep_going(workbook, write_workbook, results, instances)
 
 
 def _keep_going(path: Path, write: Any, *args: Any) -> None:
@@ -76,8 +97,9 @@ def results_csv(results: Sequence[RunResult], project_root: Path, runs_dir: Path
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(COLUMNS)
+    base = _relative(runs_dir, project_root)  # once: relpath per row cost 70 µs
     for result in results:
-        row = _result_values(result, _relative(runs_dir / result.run_dir, project_root))
+        row = _result_values(result, posixpath.normpath(f"{base}/{result.run_dir}"))
         writer.writerow([_inert(str(row[c])) for c in COLUMNS])
     return buffer.getvalue()
 

@@ -240,6 +240,26 @@ def _remove(path: Path) -> None:
         path.unlink()
 
 
+# --- the runs folder's generation -------------------------------------------------------
+
+GENERATION_FILE = ".conductor.generation"
+
+
+def read_generation(runs_dir: str | os.PathLike[str]) -> str:
+    """The token a conductor changes, under the lock, before it changes any record;
+    ``""`` when there is none. Equal before planning and once the lock is held: no
+    record changed in between, and the plan made before the lock still holds."""
+    try:
+        with open(os.path.join(runs_dir, GENERATION_FILE), "rb") as handle:
+            return handle.read(64).decode("ascii", errors="replace")
+    except OSError:
+        return ""
+
+
+def bump_generation(runs_dir: str | os.PathLike[str]) -> None:
+    atomic_write_text(Path(runs_dir) / GENERATION_FILE, uuid.uuid4().hex)
+
+
 # --- started / record ---------------------------------------------------------------
 
 
