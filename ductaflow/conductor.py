@@ -15,10 +15,10 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from ductaflow import state
+from ductaflow import plancache, state
 from ductaflow.errors import DuctaflowError, LockedError, UsageError
 from ductaflow.model import Action, Decision, ExecOptions, RunResult, Status
-from ductaflow.plan import Plan, plan, resolve_folders
+from ductaflow.plan import Plan, planned, resolve_folders
 
 LOCK_NAME = ".conductor.lock"
 #: Least time between two live rewrites of the results and the report.
@@ -80,9 +80,19 @@ def conduct(
     if mode not in ("notebook", "script"):
         raise UsageError(f"unknown mode {mode!r}: use notebook or script")
 
+    key = None if force else plancache.cache_key(tables, project_root, runs_dir, stage, select)
+    read: dict[str, Any] = {}
+
     def make_plan() -> Plan:
-        return plan(tables, project_root=project_root, runs_dir=runs_dir, stage=stage,
-                    force=force, select=select)
+        cached = plancache.load(key) if key is not None else None
+        if cached is not None:
+            read.clear()
+            return cached
+        found, seen = planned(tables, project_root=project_root, runs_dir=runs_dir,
+                              stage=stage, force=force, select=select)
+        read.clear()
+        read.update(seen)
+        return found
 
     runs = resolve_folders(project_root, runs_dir)[1]
     generation = state.read_generation(runs)
@@ -101,6 +111,8 @@ def conduct(
             current = first if fresh else make_plan()
         if accept or current.to_run:
             state.bump_generation(current.runs_dir)
+        elif key is not None and read:
+            plancache.save(key, current, read)  # all up to date: the next no-op stats only
         return _go(current, notify, accept=accept, jobs=jobs, mode=mode, timeout=timeout,
                    export_html=export_html, executor=executor, scheduler=scheduler,
                    warm=warm, preload=preload, fail_fast=fail_fast, retries=retries)

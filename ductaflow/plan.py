@@ -147,6 +147,7 @@ class _Project:
         self._hashes: dict[str, str] = {}
         self._names: dict[str, tuple[frozenset[str], frozenset[str]]] = {}
         self._refs: dict[str, _PathRef | None] = {}
+        self.records: dict[str, list[int] | None] = {}  # record path -> its signature
 
     def stat(self, path: str) -> os.stat_result | None:
         """``os.stat`` of an absolute or project-relative path, None when missing."""
@@ -160,6 +161,7 @@ class _Project:
     def sha256(self, path: str) -> str:
         """sha256 of a project-relative file, ``""`` when unreadable."""
         if path not in self._hashes:
+            self.stat(path)  # before reading: a later change then shows in its signature
             try:
                 self._hashes[path] = state.file_sha256(self.root / path)
             except OSError:
@@ -173,6 +175,7 @@ class _Project:
     def _scan(self, stage: str) -> tuple[frozenset[str], frozenset[str]]:
         """(folder names, names that are symlinks) in ``<runs>/<stage>``, read once."""
         if stage not in self._names:
+            self.stat(str(self.runs / stage))  # its mtime moves when a folder comes or goes
             try:
                 with os.scandir(self.runs / stage) as entries:
                     found = [(e.name, e.is_symlink()) for e in entries if e.is_dir()]
@@ -552,6 +555,7 @@ class _Flows:
     def _base(self, flow: str) -> tuple[dict[str, Any], str | None]:
         name = base_config_path(flow)
         path = self.project.root / name
+        self.project.stat(name)
         try:
             text = path.read_text(encoding="utf-8-sig")
         except FileNotFoundError:
@@ -705,7 +709,7 @@ class _Judge:
 
     def decide(self, inst: Instance) -> Decision:
         key = inst.key
-        record = state.read_record(self.project.in_runs(inst.run_dir))
+        record = state.read_record(self.project.in_runs(inst.run_dir), self.project.records)
         self.last_runs[key] = None if record is None else LastRun.of(record)
         reasons = self.reasons(inst, key, record)
         if reasons:
@@ -971,11 +975,27 @@ def plan(tables: Any, *, project_root: str | os.PathLike[str] = ".",
     with ``stage``) or already read ``Table`` objects. ``runs_dir`` defaults to
     ``<project_root>/runs``; relative paths are taken from the current directory.
     """
+    return planned(tables, project_root=project_root, runs_dir=runs_dir, stage=stage,
+                   force=force, select=select)[0]
+
+
+def planned(tables: Any, *, project_root: str | os.PathLike[str] = ".",
+            runs_dir: str | os.PathLike[str] | None = None, stage: str | None = None,
+            force: bool = False,
+            select: Sequence[str] | None = None) -> tuple[Plan, dict[str, list[int] | None]]:
+    """``plan``, and the signature of every file and folder it read (``plancache``)."""
     root, runs = resolve_folders(project_root, runs_dir)
     project = _Project(root, runs)
+    sources = tables if isinstance(tables, (list, tuple)) else [tables]
+    for source in sources:
+        if isinstance(source, (str, os.PathLike)):
+            project.stat(os.path.abspath(source))  # before reading it
     instances = _build(_read(tables, stage), project)
     decisions, last_runs = _judged(instances, project, force, select)
-    return Plan(project.root, project.runs, tuple(decisions), last_runs)
+    read = {os.path.join(root, path): state.signature(info)
+            for path, info in project._stats.items()}
+    read.update(project.records)
+    return Plan(project.root, project.runs, tuple(decisions), last_runs), read
 
 
 def resolve_folders(project_root: str | os.PathLike[str] = ".",

@@ -32,6 +32,7 @@ COLUMNS = ("stage", "instance", "action", "status", "reason", "duration_s", "run
            "error", "started_at", "ended_at")
 RESULT_COLUMNS = ("status", "action", "reason", "duration_s", "run_dir")
 _FORMULA_START = ("=", "+", "-", "@")
+_FORMULA_CHARS = frozenset(_FORMULA_START)
 _FILLS = {"success": "C6EFCE", "warning": "FFEB9C", "error": "FFC7CE", "": "E7E6E6"}
 _FONTS = {"success": "006100", "warning": "9C5700", "error": "9C0006", "": "595959"}
 
@@ -98,9 +99,12 @@ def results_csv(results: Sequence[RunResult], project_root: Path, runs_dir: Path
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(COLUMNS)
     base = _relative(runs_dir, project_root)  # once: relpath per row cost 70 µs
-    for result in results:
-        row = _result_values(result, posixpath.normpath(f"{base}/{result.run_dir}"))
-        writer.writerow([_inert(str(row[c])) for c in COLUMNS])
+    inert = _inert
+    writer.writerows([inert(r.stage), inert(r.instance), r.action.value,
+                      r.status.value if r.status else "", inert(r.reason), f"{r.duration_s:.2f}",
+                      inert(posixpath.normpath(f"{base}/{r.run_dir}")), inert(r.flow),
+                      inert(r.error), inert(r.started_at), inert(r.ended_at)]
+                     for r in results)
     return buffer.getvalue()
 
 
@@ -115,7 +119,7 @@ def _result_values(result: RunResult, run_dir: str) -> dict[str, Any]:
 
 def _inert(text: str) -> str:
     """A cell a spreadsheet would run as a formula is written as text instead."""
-    return "'" + text if text.startswith(_FORMULA_START) else text
+    return "'" + text if text[:1] in _FORMULA_CHARS else text
 
 
 def _relative(path: Path, root: Path) -> str:

@@ -348,23 +348,38 @@ def write_record(run_dir: str | os.PathLike[str], record: Mapping[str, Any]) -> 
     _fsync_dir(state)  # the record's rename and the marker's removal at once
 
 
-def read_record(run_dir: str | os.PathLike[str]) -> dict | None:
+def read_record(run_dir: str | os.PathLike[str],
+                seen: dict[str, list[int] | None] | None = None) -> dict | None:
     """The finished-record of an instance folder, or None.
 
     None when it is missing, unreadable, truncated, not a JSON object, lacks a
-    required field or has another ``version``. Never raises on garbage.
+    required field or has another ``version``. Never raises on garbage. ``seen``
+    gets the signature of the file exactly as read (``signature``), or None.
     """
+    path = f"{os.fspath(run_dir)}/{RECORD}"
     try:
-        data = _read_all(f"{os.fspath(run_dir)}/{RECORD}")
+        data = _read_all(path, seen)
     except OSError:
+        if seen is not None:
+            seen[path] = None
         return None
     return parse_record(data)
 
 
-def _read_all(path: str) -> bytes:
+def signature(info: os.stat_result | None) -> list[int] | None:
+    """What tells a file changed without reading it: inode, size, mtime and mode (an
+    atomic replace changes the inode even within one timestamp tick)."""
+    if info is None:
+        return None
+    return [info.st_ino, info.st_size, info.st_mtime_ns, info.st_mode]
+
+
+def _read_all(path: str, seen: dict[str, list[int] | None] | None = None) -> bytes:
     """A small file's bytes with the fewest system calls (the planner reads thousands)."""
     handle = os.open(path, _O_READ)
     try:
+        if seen is not None:
+            seen[path] = signature(os.fstat(handle))
         chunks = []
         while chunk := os.read(handle, _RECORD_READ):
             chunks.append(chunk)

@@ -31,6 +31,7 @@ from pathlib import Path
 
 import pytest
 
+from ductaflow import plancache
 from ductaflow.conductor import conduct
 from ductaflow.model import Action
 from ductaflow.plan import plan
@@ -278,12 +279,19 @@ def fast_folder(tmp_path):
 
 
 def test_a_random_walk_of_edits_never_leaves_anything_stale(fast_folder, monkeypatch):
+    """Also walks the plan cache: trusted at once here (steps are far apart compared
+    to a timestamp tick), it serves every conduct that follows a no-op."""
+    monkeypatch.setattr(plancache, "SETTLE_S", 0.0)
+    hits = []
+    load = plancache.load
+    monkeypatch.setattr(plancache, "load", lambda key: hits.append(load(key)) or hits[-1])
     rng = random.Random(SEED)
     root = fast_folder / "project"
     world = World(root, rng)
     log = root / "ran.log"
     monkeypatch.setenv("DF_RUN_LOG", str(log))
     history: list[str] = []
+    reruns = 0
     for step in range(STEPS):
         history.append(world.edit() if step else "start")
         world.write_tables()
@@ -304,6 +312,13 @@ def test_a_random_walk_of_edits_never_leaves_anything_stale(fast_folder, monkeyp
                     else Action.SKIPPED for node in world.order()}
         assert actions == expected, where
         world.remember(ran, failed)
+        if not (ran or failed or blocked):  # a no-op, so the next one reads the cache
+            hits.clear()
+            again = conduct(world.tables(), project_root=root, mode="script", jobs=2,
+                            warm=False)
+            assert {r.action for r in again} == {Action.SKIPPED}, where
+            assert hits and hits[0] is not None, f"{where}: the cache was not used"
+            reruns += 1
 
         still, _, waiting = world.predict()  # failed, blocked, and what reads from them
         for node in world.order():
@@ -313,6 +328,7 @@ def test_a_random_walk_of_edits_never_leaves_anything_stale(fast_folder, monkeyp
             assert out.read_text(encoding="utf-8").strip() == world.expected_output(node), \
                 (where, node.key)
     assert len(history) == STEPS
+    assert reruns or STEPS < 100, "no step was a no-op: the cache was never walked"
 
 
 def test_the_public_plan_is_the_function_after_conduct_was_imported():

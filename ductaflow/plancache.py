@@ -1,0 +1,126 @@
+"""The last all-up-to-date plan of a runs folder, with the signature of every file it read.
+
+Rerunning an unchanged project is the common case, and planning it means parsing the
+table, rendering every row and reading every record. When every file and folder that
+plan read still has the inode, size, mtime and mode it had, planning again would come
+out the same: the cached plan is used, at the cost of one ``stat`` per file. This is
+make's and git's rule; like git, a file changed less than ``SETTLE_S`` before the
+plan is not trusted (timestamps are coarse, 2 s on FAT), and then nothing is cached.
+
+Only plans where nothing runs are kept: a plan that runs something changes the
+records it read, so it could never be reused. The planning modules themselves are
+among the files signed, so an upgrade of ductaflow invalidates the cache.
+
+Standard library only, like the rest of the no-op path.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from ductaflow import state
+from ductaflow.model import Decision, Instance, Row
+from ductaflow.plan import LastRun, Plan, resolve_folders
+
+CACHE_NAME = ".conductor.plan.json"
+FORMAT = 1
+SETTLE_S = 3.0
+#: The modules whose code decides what a plan says (signed by path, never imported here).
+_CODE = tuple(str(Path(state.__file__).with_name(name)) for name in (
+    "model.py", "plan.py", "plancache.py", "state.py", "table.py", "templating.py"))
+
+
+def cache_key(tables: Any, project_root: str | os.PathLike[str],
+              runs_dir: str | os.PathLike[str] | None, stage: str | None,
+              select: Sequence[str] | None) -> dict[str, Any] | None:
+    """What a cached plan must have been made for; None for tables not in files."""
+    sources = tables if isinstance(tables, (list, tuple)) else [tables]
+    if not sources or not all(isinstance(s, (str, os.PathLike)) for s in sources):
+        return None
+    root, runs = resolve_folders(project_root, runs_dir)
+    return {"format": FORMAT, "root": str(root), "runs": str(runs),
+            "tables": [os.path.abspath(s) for s in sources], "stage": stage,
+            "select": list(select) if select else None}
+
+
+def load(key: Mapping[str, Any]) -> Plan | None:
+    """The cached plan for ``key`` if nothing it read has changed since, else None."""
+    path = Path(key["runs"]) / CACHE_NAME
+    try:
+        data = json.loads(path.read_bytes())
+        if data["key"] != key or not _unchanged(data["files"]):
+            return None
+        return _decode(data["plan"], Path(key["root"]), Path(key["runs"]))
+    except (OSError, ValueError, KeyError, TypeError, IndexError, AttributeError,
+            RecursionError):
+        return None  # missing, or garbage: plan from scratch
+
+
+def save(key: Mapping[str, Any], the_plan: Plan, read: Mapping[str, Any]) -> bool:
+    """Keep ``the_plan`` if nothing runs in it and every file it read has settled."""
+    if not the_plan.decisions or any(d.run for d in the_plan.decisions):
+        return False
+    files = dict(read)
+    files.update((path, _signature(path)) for path in _CODE)
+    settled = time.time_ns() - int(SETTLE_S * 1e9)
+    if any(sig is not None and sig[2] > settled for sig in files.values()):
+        return False
+    encoded = _encode(the_plan)
+    text = json.dumps({"key": key, "files": sorted(files.items()), "plan": encoded},
+                      ensure_ascii=False, separators=(",", ":"))
+    if _decode(json.loads(text)["plan"], the_plan.project_root, the_plan.runs_dir) != the_plan:
+        return False  # a value JSON does not carry exactly: never cache it
+    try:
+        state.atomic_write_text(Path(key["runs"]) / CACHE_NAME, text, fsync_folder=False)
+    except OSError:
+        return False
+    return True
+
+
+def _signature(path: str) -> list[int] | None:
+    try:
+        return state.signature(os.stat(path))
+    except (OSError, ValueError):
+        return None
+
+
+def _unchanged(files: Sequence[Sequence[Any]]) -> bool:
+    return all(_signature(path) == sig for path, sig in files)
+
+
+def _encode(the_plan: Plan) -> dict[str, Any]:
+    columns: list[dict[str, str]] = []
+    seen: dict[int, int] = {}
+    decisions = []
+    for decision in the_plan.decisions:
+        inst, row = decision.instance, decision.instance.row
+        coded = None
+        if row is not None:
+            index = seen.setdefault(id(row.columns), len(columns))
+            if index == len(columns):
+                columns.append(row.columns)
+            coded = [row.file, row.sheet, row.stage, row.line, row.values, index, row.enabled]
+        decisions.append([inst.stage, inst.name, inst.flow, inst.config, inst.depends_on,
+                          inst.inputs, inst.references, coded])
+    return {"columns": columns, "decisions": decisions,
+            "last_runs": {k: list(v) for k, v in the_plan.last_runs.items()}}
+
+
+def _decode(data: Mapping[str, Any], root: Path, runs: Path) -> Plan:
+    columns = data["columns"]
+    decisions = []
+    for stage, name, flow, config, depends, inputs, references, coded in data["decisions"]:
+        row = None
+        if coded is not None:
+            file, sheet, row_stage, line, values, index, enabled = coded
+            row = Row(file, sheet, row_stage, line, values, columns[index], enabled)
+        instance = Instance(stage, name, flow, config, tuple(depends), tuple(inputs),
+                            tuple(references), row)
+        decisions.append(Decision(instance, False, ()))
+    last_runs = {k: LastRun(*v) for k, v in data["last_runs"].items()}
+    return Plan(root, runs, tuple(decisions), last_runs)

@@ -1,0 +1,166 @@
+"""The plan cache: a no-op rerun reuses the last all-up-to-date plan only while every
+file that plan read is unchanged; any change, and anything fresh, means planning again.
+
+No flow runs here: ``_finish`` writes the records the engine would write. Every file is
+then aged by a minute, as if the project had been left alone, so it has settled.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from ductaflow import plancache
+from ductaflow.plan import planned
+
+from .test_plan import _finish, _write
+
+TABLES = ["scenarios/prep.csv", "scenarios/model.csv"]
+
+
+@pytest.fixture
+def root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """prep/{north,east} (read data/zones.csv) -> model/{north,east}, all up to date."""
+    root = tmp_path / "project"
+    _write(root / "flows/prep.py")
+    _write(root / "flows/model.py")
+    _write(root / "config/flows/model.json", '{"steps": 3}\n')
+    _write(root / "data/zones.csv", "zone\n1\n")
+    _write(root / "scenarios/prep.csv", "instance,growth,zones\nnorth,0.5,data/zones.csv\n"
+                                        "east,1,data/zones.csv\n")
+    _write(root / "scenarios/model.csv", "instance,source\nnorth,runs/prep/north/out.csv\n"
+                                         "east,runs/prep/east/out.csv\n")
+    monkeypatch.chdir(root)
+    _finish(fresh(root)[0])
+    age(root)
+    return root
+
+
+def fresh(root: Path):
+    return planned(TABLES, project_root=root)
+
+
+def key(root: Path):
+    return plancache.cache_key(TABLES, root, None, None, None)
+
+
+def age(root: Path, seconds: float = 60) -> None:
+    """Set every file and folder back in time (newest first is not needed: mtimes of
+    folders are set after their contents)."""
+    when = time.time() - seconds
+    for folder, _, files in os.walk(root, topdown=False):
+        for name in files:
+            os.utime(os.path.join(folder, name), (when, when))
+        os.utime(folder, (when, when))
+
+
+def cached(root: Path):
+    the_plan, read = fresh(root)
+    assert not the_plan.to_run
+    assert plancache.save(key(root), the_plan, read)
+    return the_plan
+
+
+def test_a_no_op_plan_is_cached_and_comes_back_equal(root: Path) -> None:
+    the_plan = cached(root)
+    again = plancache.load(key(root))
+    assert again == the_plan
+    assert [d.instance.row for d in again.decisions] == [d.instance.row for d in
+                                                          the_plan.decisions]
+
+
+def _rewrite(path: str, text: str) -> Callable[[Path], None]:
+    return lambda root: (root / path).write_text(text, encoding="utf-8")
+
+
+CHANGES = {
+    "a table cell": _rewrite("scenarios/prep.csv", "instance,growth,zones\n"
+                                                   "north,0.7,data/zones.csv\n"
+                                                   "east,1,data/zones.csv\n"),
+    "a flow's code": _rewrite("flows/model.py", "print('changed')\n"),
+    "a base config": _rewrite("config/flows/model.json", '{"steps": 4}\n'),
+    "a new base config": _rewrite("config/flows/prep.json", '{"x": 1}\n'),
+    "an input file": _rewrite("data/zones.csv", "zone\n2\n"),
+    "an input merely touched": lambda root: os.utime(root / "data/zones.csv"),
+    "a record rewritten": lambda root: os.replace(
+        root / "runs/prep/east/.ductaflow/record.json",
+        _copy(root / "runs/prep/east/.ductaflow/record.json")),
+    "an output deleted": lambda root: (root / "runs/prep/north/out.csv").unlink(),
+    "a new folder in a stage": lambda root: (root / "runs/prep/west").mkdir(),
+    "the table's stage folder replaced": lambda root: os.rename(
+        root / "runs/model", root / "runs/model-old"),
+}
+
+
+def _copy(path: Path) -> Path:
+    copy = path.with_name("copy.json")
+    copy.write_bytes(path.read_bytes())
+    return copy
+
+
+@pytest.mark.parametrize("change", list(CHANGES))
+def test_any_change_to_what_the_plan_read_means_planning_again(root: Path, change: str) -> None:
+    cached(root)
+    CHANGES[change](root)
+    assert plancache.load(key(root)) is None
+
+
+def test_a_change_to_the_planning_code_means_planning_again(root: Path,
+                                                            monkeypatch: pytest.MonkeyPatch
+                                                            ) -> None:
+    stand_in = root / "plan.py"
+    _write(stand_in, "# ductaflow's planner\n")
+    age(root)
+    monkeypatch.setattr(plancache, "_CODE", (str(stand_in),))
+    cached(root)
+    assert plancache.load(key(root)) is not None
+    stand_in.write_text("# ductaflow's planner, upgraded\n", encoding="utf-8")
+    assert plancache.load(key(root)) is None
+
+
+def test_another_table_list_or_selection_does_not_use_the_cache(root: Path) -> None:
+    cached(root)
+    assert plancache.load(plancache.cache_key(TABLES[:1], root, None, None, None)) is None
+    assert plancache.load(plancache.cache_key(TABLES, root, None, None, ["prep/*"])) is None
+    assert plancache.load(plancache.cache_key(TABLES, root, None, "prep", None)) is None
+
+
+def test_files_changed_moments_ago_are_not_trusted(root: Path) -> None:
+    """A write in the same timestamp tick as the plan could go unseen: nothing is
+    cached until every file the plan read is older than SETTLE_S."""
+    (root / "flows/model.py").write_text("print('hi')\n", encoding="utf-8")  # same text
+    the_plan, read = fresh(root)
+    assert not the_plan.to_run
+    assert not plancache.save(key(root), the_plan, read)
+    assert plancache.load(key(root)) is None
+
+
+def test_a_plan_that_runs_something_is_never_cached(root: Path) -> None:
+    (root / "flows/prep.py").write_text("print('new code')\n", encoding="utf-8")
+    age(root)
+    the_plan, read = fresh(root)
+    assert the_plan.to_run
+    assert not plancache.save(key(root), the_plan, read)
+
+
+def test_a_damaged_cache_is_ignored(root: Path) -> None:
+    cached(root)
+    path = root / "runs" / plancache.CACHE_NAME
+    data = path.read_bytes()
+    for cut in range(0, len(data), max(1, len(data) // 40)):
+        path.write_bytes(data[:cut])
+        assert plancache.load(key(root)) is None
+    path.write_bytes(b'{"key": 1, "files": [], "plan": null}')
+    assert plancache.load(key(root)) is None
+    path.write_bytes(data.replace(b'"decisions":[', b'"decisions":[7,'))
+    assert plancache.load(key(root)) is None
+
+
+def test_dataframe_tables_are_never_cached(root: Path) -> None:
+    pandas = pytest.importorskip("pandas")
+    assert plancache.cache_key(pandas.DataFrame({"instance": ["a"]}), root, None, "x",
+                               None) is None
