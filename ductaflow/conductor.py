@@ -80,26 +80,13 @@ def conduct(
     if mode not in ("notebook", "script"):
         raise UsageError(f"unknown mode {mode!r}: use notebook or script")
 
-    key = None if force else plancache.cache_key(tables, project_root, runs_dir, stage, select)
-    read: dict[str, Any] = {}
-
-    def make_plan() -> Plan:
-        cached = plancache.load(key) if key is not None else None
-        if cached is not None:
-            read.clear()
-            return cached
-        found, seen = planned(tables, project_root=project_root, runs_dir=runs_dir,
-                              stage=stage, force=force, select=select)
-        read.clear()
-        read.update(seen)
-        return found
-
+    planner = _Planner(tables, project_root, runs_dir, stage, force, select)
     runs = resolve_folders(project_root, runs_dir)[1]
     generation = state.read_generation(runs)
     lock = _RunsLock(runs, wait, notify)
     held = lock.take_if_free()  # only when its file exists: then taking it writes nothing
     try:
-        first = make_plan()  # bad input fails here, before anything is written
+        first = planner.plan()  # bad input fails here, before anything is written
         if held:  # planned under the lock: nothing changed meanwhile
             current = first
         else:
@@ -108,22 +95,61 @@ def conduct(
             # plan again, unless none can have (the lock file was new and the token,
             # which a conductor changes before it changes any record, did not move).
             fresh = lock.was_new and state.read_generation(runs) == generation
-            current = first if fresh else make_plan()
+            current = first if fresh else planner.plan()
         if accept or current.to_run:
             state.bump_generation(current.runs_dir)
-        elif key is not None and read:
-            plancache.save(key, current, read)  # all up to date: the next no-op stats only
-        return _go(current, notify, accept=accept, jobs=jobs, mode=mode, timeout=timeout,
-                   export_html=export_html, executor=executor, scheduler=scheduler,
-                   warm=warm, preload=preload, fail_fast=fail_fast, retries=retries)
+        results = _go(current, notify, accept=accept, jobs=jobs, mode=mode, timeout=timeout,
+                      export_html=export_html, executor=executor, scheduler=scheduler,
+                      warm=warm, preload=preload, fail_fast=fail_fast, retries=retries,
+                      results_current=planner.results_current())
+        if not accept:
+            planner.remember(current)
+        return results
     finally:
         lock.release()
+
+
+class _Planner:
+    """Plans for one conduct, from the plan cache when the tables are files and
+    nothing the last no-op plan read has changed."""
+
+    def __init__(self, tables: Any, project_root: str | os.PathLike, runs_dir: Any,
+                 stage: str | None, force: bool, select: Sequence[str] | None):
+        self.tables = tables
+        self.options = {"project_root": project_root, "runs_dir": runs_dir, "stage": stage,
+                        "force": force, "select": select}
+        self.key = None if force else plancache.cache_key(tables, project_root, runs_dir,
+                                                          stage, select)
+        self.read: dict[str, Any] = {}
+        self.hit: plancache.Cached | None = None
+
+    def plan(self) -> Plan:
+        self.hit = plancache.load(self.key) if self.key is not None else None
+        if self.hit is not None:
+            self.read = dict(self.hit.files)
+            return self.hit.plan
+        found, self.read = planned(self.tables, **self.options)
+        return found
+
+    def results_current(self) -> bool:
+        """The results files on disk are the ones this (cached) plan makes."""
+        return self.hit is not None and plancache.outputs_current(self.hit)
+
+    def remember(self, the_plan: Plan) -> None:
+        """Cache a plan where nothing ran, with the results files as they are now."""
+        if self.key is None or the_plan.to_run or self.results_current():
+            return
+        from ductaflow.results import REPORT_HTML, RESULTS_CSV, RESULTS_XLSX
+
+        outputs = [str(the_plan.runs_dir / name)
+                   for name in (RESULTS_CSV, REPORT_HTML, RESULTS_XLSX)]
+        plancache.save(self.key, the_plan, self.read, outputs)
 
 
 def _go(current: Plan, notify: EventHandler, *, accept: bool, jobs: int | None, mode: str,
         timeout: float | None, export_html: bool, executor: Any, scheduler: str | None,
         warm: bool, preload: Sequence[str] | None, fail_fast: bool,
-        retries: int) -> list[RunResult]:
+        retries: int, results_current: bool = False) -> list[RunResult]:
     """Run the plan, holding the runs folder's lock."""
     notify("plan", current)
     if accept:
@@ -138,7 +164,8 @@ def _go(current: Plan, notify: EventHandler, *, accept: bool, jobs: int | None, 
     runner = _make_executor(executor, options, jobs, scheduler,
                             sorted({d.instance.flow for d in to_run})) if to_run else _Idle()
     try:
-        return _Run(current, options, runner, fail_fast, notify, retries).go()
+        return _Run(current, options, runner, fail_fast, notify, retries,
+                    results_current).go()
     finally:
         close = getattr(runner, "close", None)
         if close is not None:
@@ -287,7 +314,7 @@ class _Run:
     """The scheduling loop of one conduct: start what is ready, collect what finished."""
 
     def __init__(self, the_plan: Plan, options: ExecOptions, executor: Any, fail_fast: bool,
-                 notify: EventHandler, retries: int = 0):
+                 notify: EventHandler, retries: int = 0, results_current: bool = False):
         self.plan = the_plan
         self.options = options
         self.executor = executor
@@ -304,6 +331,7 @@ class _Run:
         self.attempts: dict[str, list[dict[str, Any]]] = {}
         self.dirty = False
         self.next_write = 0.0
+        self.results_current = results_current  # a no-op whose results are on disk
 
     def go(self) -> list[RunResult]:
         for decision in self.plan.decisions:
@@ -315,7 +343,8 @@ class _Run:
             self.loop()
         except KeyboardInterrupt:
             self.interrupt()
-        self.write_outputs(running=False, now=True)
+        if not self.results_current:
+            self.write_outputs(running=False, now=True)
         return self.ordered()
 
     def loop(self) -> None:

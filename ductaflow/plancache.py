@@ -21,7 +21,7 @@ import os
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from ductaflow import state
 from ductaflow.model import Decision, Instance, Row
@@ -48,21 +48,43 @@ def cache_key(tables: Any, project_root: str | os.PathLike[str],
             "select": list(select) if select else None}
 
 
-def load(key: Mapping[str, Any]) -> Plan | None:
+class Cached(NamedTuple):
+    """A plan from the cache, the files it read, and the results files it left."""
+
+    plan: Plan
+    files: list[list[Any]]
+    outputs: list[list[Any]]
+
+
+def load(key: Mapping[str, Any]) -> Cached | None:
     """The cached plan for ``key`` if nothing it read has changed since, else None."""
     path = Path(key["runs"]) / CACHE_NAME
     try:
         data = json.loads(path.read_bytes())
-        if data["key"] != key or not _unchanged(data["files"]):
+        if data["key"] != key:
             return None
-        return _decode(data["plan"], Path(key["root"]), Path(key["runs"]))
+        files = _unpack_files(data["files"], key["runs"])
+        if not _unchanged(files):
+            return None
+        return Cached(_decode(data["plan"], Path(key["root"]), Path(key["runs"])),
+                      files, data["outputs"])
     except (OSError, ValueError, KeyError, TypeError, IndexError, AttributeError,
             RecursionError):
         return None  # missing, or garbage: plan from scratch
 
 
-def save(key: Mapping[str, Any], the_plan: Plan, read: Mapping[str, Any]) -> bool:
-    """Keep ``the_plan`` if nothing runs in it and every file it read has settled."""
+def outputs_current(cached: Cached) -> bool:
+    """The results files are as the conduct that saved the plan left them."""
+    try:
+        return _unchanged(cached.outputs)
+    except (TypeError, ValueError):
+        return False
+
+
+def save(key: Mapping[str, Any], the_plan: Plan, read: Mapping[str, Any],
+         outputs: Sequence[str] = ()) -> bool:
+    """Keep ``the_plan`` if nothing runs in it and every file it read has settled;
+    ``outputs`` are the results files it made, signed as they are now."""
     if not the_plan.decisions or any(d.run for d in the_plan.decisions):
         return False
     files = dict(read)
@@ -71,8 +93,9 @@ def save(key: Mapping[str, Any], the_plan: Plan, read: Mapping[str, Any]) -> boo
     if any(sig is not None and sig[2] > settled for sig in files.values()):
         return False
     encoded = _encode(the_plan)
-    text = json.dumps({"key": key, "files": sorted(files.items()), "plan": encoded},
-                      ensure_ascii=False, separators=(",", ":"))
+    text = json.dumps({"key": key, "files": _pack_files(files, key["runs"]),
+                       "outputs": [[path, _signature(path)] for path in outputs],
+                       "plan": encoded}, ensure_ascii=False, separators=(",", ":"))
     if _decode(json.loads(text)["plan"], the_plan.project_root, the_plan.runs_dir) != the_plan:
         return False  # a value JSON does not carry exactly: never cache it
     try:
@@ -93,34 +116,60 @@ def _unchanged(files: Sequence[Sequence[Any]]) -> bool:
     return all(_signature(path) == sig for path, sig in files)
 
 
+def _pack_files(files: Mapping[str, Any], runs: str) -> dict[str, list[list[Any]]]:
+    """Signatures by path, those inside the runs folder (thousands of records) relative
+    to it: a third of the cache's size otherwise."""
+    prefix = runs + os.sep
+    inside, outside = [], []
+    for path, sig in sorted(files.items()):
+        if path.startswith(prefix):
+            inside.append([path[len(prefix):], sig])
+        else:
+            outside.append([path, sig])
+    return {"outside": outside, "inside": inside}
+
+
+def _unpack_files(packed: Mapping[str, Any], runs: str) -> list[list[Any]]:
+    prefix = runs + os.sep
+    return [*packed["outside"], *([prefix + path, sig] for path, sig in packed["inside"])]
+
+
 def _encode(the_plan: Plan) -> dict[str, Any]:
-    columns: list[dict[str, str]] = []
-    seen: dict[int, int] = {}
+    """Each table's file, sheet, stage and column letters once; each row by index."""
+    tables: list[list[Any]] = []
+    seen: dict[tuple[str, str | None, str, int], int] = {}
     decisions = []
+    last_runs = the_plan.last_runs
     for decision in the_plan.decisions:
         inst, row = decision.instance, decision.instance.row
         coded = None
         if row is not None:
-            index = seen.setdefault(id(row.columns), len(columns))
-            if index == len(columns):
-                columns.append(row.columns)
-            coded = [row.file, row.sheet, row.stage, row.line, row.values, index, row.enabled]
+            where = (row.file, row.sheet, row.stage, id(row.columns))
+            index = seen.setdefault(where, len(tables))
+            if index == len(tables):
+                tables.append([row.file, row.sheet, row.stage, row.columns])
+            coded = [index, row.line, row.values, row.enabled]
+        last = last_runs.get(inst.key)
         decisions.append([inst.stage, inst.name, inst.flow, inst.config, inst.depends_on,
-                          inst.inputs, inst.references, coded])
-    return {"columns": columns, "decisions": decisions,
-            "last_runs": {k: list(v) for k, v in the_plan.last_runs.items()}}
+                          inst.inputs, inst.references, coded,
+                          list(last) if last is not None else None])
+    return {"tables": tables, "decisions": decisions}
 
 
 def _decode(data: Mapping[str, Any], root: Path, runs: Path) -> Plan:
-    columns = data["columns"]
+    tables = data["tables"]
     decisions = []
-    for stage, name, flow, config, depends, inputs, references, coded in data["decisions"]:
+    last_runs = {}
+    for stage, name, flow, config, depends, inputs, references, coded, last in \
+            data["decisions"]:
         row = None
         if coded is not None:
-            file, sheet, row_stage, line, values, index, enabled = coded
-            row = Row(file, sheet, row_stage, line, values, columns[index], enabled)
+            index, line, values, enabled = coded
+            file, sheet, row_stage, columns = tables[index]
+            row = Row(file, sheet, row_stage, line, values, columns, enabled)
         instance = Instance(stage, name, flow, config, tuple(depends), tuple(inputs),
                             tuple(references), row)
         decisions.append(Decision(instance, False, ()))
-    last_runs = {k: LastRun(*v) for k, v in data["last_runs"].items()}
+        if last is not None:
+            last_runs[instance.key] = LastRun(*last)
     return Plan(root, runs, tuple(decisions), last_runs)

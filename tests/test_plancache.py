@@ -67,7 +67,7 @@ def cached(root: Path):
 
 def test_a_no_op_plan_is_cached_and_comes_back_equal(root: Path) -> None:
     the_plan = cached(root)
-    again = plancache.load(key(root))
+    again = plancache.load(key(root)).plan
     assert again == the_plan
     assert [d.instance.row for d in again.decisions] == [d.instance.row for d in
                                                           the_plan.decisions]
