@@ -317,8 +317,10 @@ def test_a_random_walk_of_edits_never_leaves_anything_stale(fast_folder, monkeyp
             again = conduct(world.tables(), project_root=root, mode="script", jobs=2,
                             warm=False)
             assert {r.action for r in again} == {Action.SKIPPED}, where
-            assert hits and hits[0] is not None, f"{where}: the cache was not used"
-            reruns += 1
+            if (root / "data/base.txt").stat().st_mtime <= time.time():  # a touch sets
+                # it in the future: such a file is never trusted, so nothing is cached
+                assert hits and hits[0] is not None, f"{where}: the cache was not used"
+                reruns += 1
 
         still, _, waiting = world.predict()  # failed, blocked, and what reads from them
         for node in world.order():
