@@ -158,7 +158,8 @@ def _go(current: Plan, notify: EventHandler, *, accept: bool, jobs: int | None, 
     jobs = jobs or os.cpu_count() or 1
     kernels = _kernel_server(current, mode, warm and executor == "local", preload, jobs)
     options = ExecOptions(current.project_root, current.runs_dir, mode, timeout,
-                          export_html, kernels.address if kernels else None)
+                          export_html, kernels.address if kernels else None,
+                          _local_provenance(current, executor))
     to_run = [d for d in current.decisions if d.run]
     # Nothing will run: start no cluster and no processes, import no executor.
     runner = _make_executor(executor, options, jobs, scheduler,
@@ -199,6 +200,15 @@ def _accept_all(the_plan: Plan, options: ExecOptions, notify: EventHandler) -> l
         results.append(result)
     write_results(results, the_plan, running=False, started_at=time.time())
     return results
+
+
+def _local_provenance(the_plan: Plan, executor: Any) -> dict[str, Any] | None:
+    """Collected once here when every instance runs on this machine."""
+    if executor != "local" or not the_plan.to_run:
+        return None
+    from ductaflow import provenance
+
+    return provenance.collect(the_plan.project_root)
 
 
 def _kernel_server(the_plan: Plan, mode: str, warm: bool, preload: Sequence[str] | None,

@@ -17,6 +17,7 @@ from typing import Any
 from nbformat.v4 import new_output
 from papermill.clientwrap import PapermillNotebookClient
 from papermill.engines import NBClientEngine, papermill_engines
+from papermill.iorw import write_ipynb
 from papermill.log import logger
 
 ENGINE_NAME = "ductaflow"
@@ -83,7 +84,14 @@ class CappedEngine(NBClientEngine):
     def execute_managed_notebook(cls, nb_man: Any, kernel_name: str, log_output: bool = False,
                                  stdout_file: Any = None, stderr_file: Any = None,
                                  start_timeout: int = 60, execution_timeout: Any = None,
-                                 output_file_name: str | None = None, **kwargs: Any):
+                                 output_file_name: str | None = None,
+                                 save_to: str | None = None, **kwargs: Any):
+        """``save_to``: where the notebook is written before the first cell and again if
+        the run ends in an exception. papermill's own saving (with
+        ``request_save_on_cell_execute``) writes and validates the whole notebook at
+        every cell's start and end, a tenth of a trivial instance's time; the live
+        view of a run is its output file, and papermill writes the notebook at the end
+        and on a failed cell."""
         kwargs.pop("input_path", None)
         kwargs.pop("timeout", None)
         client = CappedNotebookClient(
@@ -92,7 +100,14 @@ class CappedEngine(NBClientEngine):
             timeout=execution_timeout, **kwargs)
         if output_file_name:
             client.output_file_name = output_file_name
-        return client.execute()
+        if save_to:
+            write_ipynb(nb_man.nb, save_to)  # a run killed outright still leaves it
+        try:
+            return client.execute()
+        except BaseException:
+            if save_to:
+                write_ipynb(nb_man.nb, save_to)  # with every output it got
+            raise
 
 
 papermill_engines.register(ENGINE_NAME, CappedEngine)

@@ -28,7 +28,7 @@ def execute_instance(instance: Instance, reason: str, options: ExecOptions) -> R
     run_dir.mkdir(parents=True, exist_ok=True)
     upstream = state.upstream_run_ids(options.runs_dir, instance.depends_on)
     inputs = state.input_fingerprints(options.project_root, instance.inputs)
-    produced_by = provenance.collect(options.project_root)
+    produced_by = options.provenance or provenance.collect(options.project_root)
     started_at, started = state.utc_now(), time.monotonic()
     _bookkeeping(run_dir / state.STARTED, state.write_started, run_dir,
                  {"stage": instance.stage, "instance": instance.name, "flow": instance.flow,

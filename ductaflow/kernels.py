@@ -50,10 +50,16 @@ def kernel_manager_class(socket_dir: str | None, kernel_log: Path) -> type:
     environment, kernels come from it.
     """
     from jupyter_client.manager import AsyncKernelManager
-    from traitlets import DottedObjectName
+    from traitlets import DottedObjectName, default
 
     class QuietKernelManager(AsyncKernelManager):
         client_class = DottedObjectName("ductaflow.kernels.FastKernelClient")
+
+        @default("client_factory")
+        def _fast_client(self) -> type:
+            # AsyncKernelManager gives client_factory a fixed default, so setting
+            # client_class alone leaves jupyter_client's own (slow to get ready) client.
+            return _fast_client_class()
 
         def __init__(self, **kwargs: Any) -> None:
             super().__init__(**kwargs)
@@ -101,6 +107,7 @@ def kernel_manager_class(socket_dir: str | None, kernel_log: Path) -> type:
     return QuietKernelManager
 
 
+@functools.cache
 def _fast_client_class() -> type:
     from jupyter_client.asynchronous import AsyncKernelClient
 

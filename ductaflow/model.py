@@ -147,3 +147,6 @@ class ExecOptions:
     timeout: float | None = None
     export_html: bool = False
     kernel_server: str | None = None
+    #: What produced the outputs, collected once by a conductor whose workers all run
+    #: on its machine (each worker would spend tens of ms on it); None: each collects.
+    provenance: dict[str, Any] | None = None

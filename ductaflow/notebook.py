@@ -191,6 +191,7 @@ def _execute(nb: Any, out_nb: Path, config: dict, run_dir: Path, kernel_name: st
         papermill.execute_notebook(
             nb, str(out_nb), parameters={"config": config}, kernel_name=kernel_name,
             engine_name=ENGINE_NAME, output_file_name=writer.path.name,
+            request_save_on_cell_execute=False, save_to=str(out_nb),
             language="python", progress_bar=False, stdout_file=writer, stderr_file=writer,
             start_timeout=60, resources={"metadata": {"path": str(run_dir)}},
             kernel_manager_class=kernel_manager_class(

@@ -59,12 +59,15 @@ def test_dead_kernel_and_timeout_are_reported_as_such(project: Path) -> None:
     with pytest.raises(KernelDiedError):
         run_notebook(add_flow(project, "nb_die"), {}, project / "runs" / "die", project)
     assert "about to die" in output_of(project / "runs" / "die", "nb_die")
+    kept = json.loads((project / "runs/die/nb_die.ipynb").read_text(encoding="utf-8"))
+    assert "about to die" in json.dumps(kept)  # the notebook keeps what the kernel sent
     with pytest.raises(FlowTimeoutError):
         run_notebook(add_flow(project, "nb_slow"), {}, project / "runs" / "slow", project,
                      timeout=8)
     text = output_of(project / "runs" / "slow", "nb_slow")
     assert "started" in text and "never printed" not in text
     assert text.splitlines()[-1].startswith("❌ Failed nb_slow") and "Timeout" in text
+    assert "started" in (project / "runs/slow/nb_slow.ipynb").read_text(encoding="utf-8")
 
 
 @pytest.mark.parametrize("code, fails", [(0, False), (1, True)])
