@@ -347,8 +347,12 @@ class _Run:
         for decision in self.plan.decisions:
             if not decision.run:
                 self.results[decision.instance.key] = skipped_result(decision, self.plan)
+        # The first live write comes once the first instances started: they need not
+        # wait for the report's imports and rendering.
         if self.pending:
-            self.write_outputs(running=True, now=True)
+            from ductaflow.results import import_in_background
+
+            import_in_background()
         try:
             self.loop()
         except KeyboardInterrupt:

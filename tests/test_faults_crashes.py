@@ -176,7 +176,9 @@ def test_ctrl_c_on_the_foreground_group_with_two_jobs_stops_both_and_writes_resu
     """As a terminal sends it: SIGINT to the conductor's whole process group."""
     root = make_project(tmp_path, SLEEPERS)
     proc = start_and_wait_for_two_running(root, tag)
-    before = (root / "runs/conductor_status_report.html").stat().st_mtime_ns
+    live = root / "runs/conductor_status_report.html"
+    wait_for(live.exists, 10, "the live report (written once the first instances started)")
+    before = live.stat().st_mtime_ns
     sent = time.monotonic()
     os.killpg(proc.pid, signal.SIGINT)
     out, err = proc.communicate(timeout=30)
