@@ -312,3 +312,33 @@ def test_retries_rerun_a_failed_instance_and_record_every_attempt(tmp_path, monk
     assert [a["status"] for a in record["attempts"]] == ["error", "success"]
     assert "RuntimeError: flaky" in record["attempts"][0]["error"]
     assert len(state.read_record(root / "runs/prep/B")["attempts"]) == 1
+
+
+def test_a_no_op_after_a_no_op_uses_the_plan_cache_and_rewrites_nothing(tmp_path, monkeypatch):
+    """Once every file has settled, the first no-op keeps its plan; the next one
+    reuses it, writes no results file, and still says every instance is up to date."""
+    from ductaflow import plancache
+
+    root = make_project(tmp_path)
+    go(root, monkeypatch)
+    when = time.time() - 60
+    for folder, _, files in os.walk(root, topdown=False):
+        for name in files:
+            os.utime(os.path.join(folder, name), (when, when))
+        os.utime(folder, (when, when))
+    monkeypatch.setattr(plancache, "_CODE", ())
+    results, ran = go(root, monkeypatch)
+    assert ran == [] and (root / "runs" / plancache.CACHE_NAME).is_file()
+    written = {name: (root / "runs" / name).stat().st_ino
+               for name in ("conductor_results.csv", "conductor_status_report.html")}
+    hits = []
+    load = plancache.load
+    monkeypatch.setattr(plancache, "load", lambda key: hits.append(load(key)) or hits[-1])
+    again, ran = go(root, monkeypatch)
+    assert ran == [] and hits and hits[0] is not None
+    assert {k: r.action for k, r in again.items()} == {k: Action.SKIPPED for k in results}
+    assert {k: r.status for k, r in again.items()} == {k: r.status for k, r in results.items()}
+    assert {name: (root / "runs" / name).stat().st_ino for name in written} == written
+    (root / "scenarios/prep.csv").write_text(PREP.replace("0.5", "0.7"), encoding="utf-8")
+    _, ran = go(root, monkeypatch)
+    assert ran == ["model/A", "prep/A"]
