@@ -97,7 +97,7 @@ def conduct(
             fresh = lock.was_new and state.read_generation(runs) == generation
             current = first if fresh else planner.plan()
         if accept or current.to_run:
-            state.bump_generation(current.runs_dir)
+            _bump_generation(current.runs_dir)
         results = _go(current, notify, accept=accept, jobs=jobs, mode=mode, timeout=timeout,
                       export_html=export_html, executor=executor, scheduler=scheduler,
                       warm=warm, preload=preload, fail_fast=fail_fast, retries=retries,
@@ -107,6 +107,14 @@ def conduct(
         return results
     finally:
         lock.release()
+
+
+def _bump_generation(runs_dir: Path) -> None:
+    try:
+        state.bump_generation(runs_dir)
+    except OSError as exc:  # a full disk: say which file, before anything has run
+        raise DuctaflowError(f"could not write {runs_dir / state.GENERATION_FILE}: "
+                             f"{exc.strerror or exc}") from exc
 
 
 class _Planner:
