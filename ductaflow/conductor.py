@@ -474,7 +474,7 @@ class _Run:
         Each write reads and renders every row, so rewriting after every instance of
         a big table would cost more than the instances: a due write waits until
         ``LIVE_GAP_S`` or four times the last write's duration has passed, and the
-        scheduling loop makes it then (``write_due``). Start, end and Ctrl-C write now.
+        scheduling loop makes it then (``write_due``). The end and Ctrl-C write now.
         """
         self.dirty = True
         if now or time.monotonic() >= self.next_write:

@@ -319,13 +319,11 @@ def test_a_no_op_after_a_no_op_uses_the_plan_cache_and_rewrites_nothing(tmp_path
     reuses it, writes no results file, and still says every instance is up to date."""
     from ductaflow import plancache
 
+    from .test_plancache import age
+
     root = make_project(tmp_path)
     go(root, monkeypatch)
-    when = time.time() - 60
-    for folder, _, files in os.walk(root, topdown=False):
-        for name in files:
-            os.utime(os.path.join(folder, name), (when, when))
-        os.utime(folder, (when, when))
+    age(root)
     monkeypatch.setattr(plancache, "_CODE", ())
     results, ran = go(root, monkeypatch)
     assert ran == [] and (root / "runs" / plancache.CACHE_NAME).is_file()
