@@ -230,7 +230,9 @@ def _kernel_server(the_plan: Plan, mode: str, warm: bool, preload: Sequence[str]
     if not warm_supported():
         return None
     modules = tuple(preload) if preload is not None else project_preload(the_plan.project_root)
-    return KernelServer(modules, ready=min(jobs, to_run))
+    # One spare beyond the running kernels: a kernel handed out is then one forked
+    # an instance earlier, already initialized, not one still importing.
+    return KernelServer(modules, ready=min(jobs + 1, to_run))
 
 
 def project_preload(project_root: Path) -> tuple[str, ...]:

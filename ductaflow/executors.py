@@ -63,6 +63,7 @@ class LocalExecutor:
         self.capacity = jobs
         self._ctx = _context(options.mode)
         self._jobs: dict[str, _Job] = {}
+        self._leaving: list[_Job] = []
 
     def submit(self, instance: Instance, reason: str) -> None:
         results_r, results_w = self._ctx.Pipe(duplex=False)
@@ -97,14 +98,17 @@ class LocalExecutor:
         stopped = list(self._jobs)
         for job in self._jobs.values():
             job.process.terminate()
-        for job in self._jobs.values():
-            job.process.join(3)
-            if job.process.is_alive():
-                _kill(job.process)
-                job.process.join(2)
-            _close(job)
+        for job in [*self._jobs.values(), *self._leaving]:
+            _end(job, 3)
         self._jobs.clear()
+        self._leaving.clear()
         return stopped
+
+    def close(self) -> None:
+        """Wait for the workers that sent their result and are still exiting."""
+        for job in self._leaving:
+            _end(job, 10)
+        self._leaving.clear()
 
     def _collect(self, key: str) -> RunResult:
         job = self._jobs.pop(key)
@@ -114,16 +118,23 @@ class LocalExecutor:
                 result = job.results.recv()
         except (EOFError, OSError):
             result = None
-        job.process.join(10)
-        if job.process.is_alive():
-            _kill(job.process)
-            job.process.join(5)
-        _close(job)
+        if isinstance(result, (RunResult, str)):
+            # Its record is written and its kernel gone: the worker only has to exit,
+            # which it may do while the next instance starts.
+            self._leaving.append(job)
+            self._reap()
+        else:
+            _end(job, 10)
         if isinstance(result, RunResult):
             return result
         if isinstance(result, str):  # the worker's own error, already "Type: message"
             return _worker_failed(job, result)
         return _worker_failed(job, f"WorkerDied: exit code {job.process.exitcode}")
+
+    def _reap(self) -> None:
+        for job in [job for job in self._leaving if not job.process.is_alive()]:
+            _end(job, 0)
+            self._leaving.remove(job)
 
     def _kill_overdue(self) -> None:
         if self.options.timeout is None:
@@ -195,6 +206,15 @@ def _kill(process: Any) -> None:
         process.kill()
     except (OSError, AttributeError):
         pass
+
+
+def _end(job: _Job, wait_s: float) -> None:
+    """Join the worker, killed when it has not exited within ``wait_s``."""
+    job.process.join(wait_s)
+    if job.process.is_alive():
+        _kill(job.process)
+        job.process.join(5)
+    _close(job)
 
 
 def _close(job: _Job) -> None:

@@ -3,13 +3,22 @@
 jupyter_client starts kernels in a session of their own, out of reach of signals to
 the conductor's process group, and ipykernel's own parent poller ends only the kernel
 itself. This launcher ends the kernel's whole group (the kernel and whatever its flow
-started) as soon as the process that asked for it is gone.
+started) as soon as the process that asked for it is gone, and ends faster than
+Python's own exit would (``kernels.exit_kernel``).
 """
 
 from ductaflow import procs
 
 if __name__ == "__main__":
     procs.watch_parent()
-    from ipykernel import kernelapp
+    import gc
 
-    kernelapp.launch_new_instance()
+    from ipykernel.kernelapp import IPKernelApp
+
+    from ductaflow.kernels import exit_kernel
+
+    app = IPKernelApp.instance()
+    app.initialize()
+    gc.freeze()  # the kernel's own objects; exit_kernel closes only the flow's files
+    app.start()
+    exit_kernel()

@@ -105,6 +105,56 @@ def test_output_is_written_while_the_flow_runs(project: Path) -> None:
     assert seen.is_set()
 
 
+LEFT_OPEN = """\
+# %% tags=["parameters"]
+config = {}
+
+# %%
+import gzip
+import logging
+
+plain = open("plain.txt", "w", encoding="utf-8")
+plain.write("plain\\n")
+packed = gzip.open("packed.gz", "wt", encoding="utf-8")
+packed.write("packed\\n")
+import keeper  # keeps a file open in a module global
+
+log = logging.getLogger("flow")
+log.addHandler(logging.FileHandler("flow.log", encoding="utf-8"))
+log.error("logged")
+print("left everything open")
+"""
+
+
+@pytest.mark.parametrize("warm", [False, True], ids=["cold", "warm"])
+def test_files_a_flow_leaves_open_reach_disk(project: Path, monkeypatch, warm: bool) -> None:
+    """A kernel ends quicker than Python's own exit; what the flow wrote still lands."""
+    from ductaflow.kernels import ENV_KERNEL_SERVER, KernelServer, warm_supported
+
+    if warm and not warm_supported():
+        pytest.skip("warm kernels need Linux")
+    flow = add_flow(project, "left_open", LEFT_OPEN)
+    run_dir = project / "runs" / "left_open"
+    run_dir.mkdir(parents=True)
+    (run_dir / "keeper.py").write_text(
+        'HANDLE = open("module_global.txt", "w", encoding="utf-8")\n'
+        'HANDLE.write("from a module\\n")\n', encoding="utf-8")
+    server = KernelServer(ready=1) if warm else None
+    try:
+        if server is not None:
+            monkeypatch.setenv(ENV_KERNEL_SERVER, server.address)
+        run_notebook(flow, {}, run_dir, project)
+    finally:
+        if server is not None:
+            server.close()
+    import gzip
+
+    assert (run_dir / "plain.txt").read_text(encoding="utf-8") == "plain\n"
+    assert gzip.open(run_dir / "packed.gz", "rt", encoding="utf-8").read() == "packed\n"
+    assert (run_dir / "module_global.txt").read_text(encoding="utf-8") == "from a module\n"
+    assert (run_dir / "flow.log").read_text(encoding="utf-8") == "logged\n"
+
+
 def test_notebook_script_and_cli_give_identical_outputs(project: Path) -> None:
     flow = add_flow(project, "nb_hello")
     config = {"name": "east", "number": 4, "warn": True}
