@@ -27,8 +27,7 @@ from ductaflow.model import Action, Instance, RunResult, Status
 #: Extra seconds a worker gets past ``--timeout`` before the conductor kills it; the
 #: engine's own timeout normally ends the flow first and records it properly.
 KILL_GRACE_S = 30.0
-_PRELOAD = ["ductaflow.execute", "ductaflow.notebook", "papermill", "nbclient",
-            "jupyter_client", "jupytext", "nbformat"]
+_PRELOAD = ["ductaflow.execute", "ductaflow.warmup"]
 
 
 class Executor(Protocol):
