@@ -164,6 +164,10 @@ def _go(current: Plan, notify: EventHandler, *, accept: bool, jobs: int | None, 
         return _accept_all(current, ExecOptions(current.project_root, current.runs_dir),
                            notify)
     jobs = jobs or os.cpu_count() or 1
+    if executor == "local" and any(d.run for d in current.decisions):
+        from ductaflow.executors import start_early
+
+        start_early(mode)
     kernels = _kernel_server(current, mode, warm and executor == "local", preload, jobs)
     options = ExecOptions(current.project_root, current.runs_dir, mode, timeout,
                           export_html, kernels.address if kernels else None,
@@ -352,41 +356,36 @@ class _Run:
         self.dirty = False
         self.next_write = 0.0
         self.results_current = results_current  # a no-op whose results are on disk
+        self.skipped = 0  # instances up to date, set by go()
 
     def go(self) -> list[RunResult]:
         for decision in self.plan.decisions:
             if not decision.run:
                 self.results[decision.instance.key] = skipped_result(decision, self.plan)
-        # The first live write comes once the first instances started: they need not
-        # wait for the report's imports and rendering.
-        if self.pending:
-            from ductaflow.results import import_in_background
-
-            import_in_background()
+        self.skipped = len(self.results)
         try:
             self.loop()
         except KeyboardInterrupt:
             self.interrupt()
         if not self.results_current:
-            self.write_outputs(running=False, now=True)
+            self.write_outputs(running=False)
         return self.ordered()
 
     def loop(self) -> None:
         while self.pending or self.executor.running():
             self.block_unreachable()
             self.start_ready()
+            self.write_due()  # after starting what can start: no instance waits for it
             if not self.executor.running():
                 continue
             for result in self.executor.wait(0.5):
                 self.finish(result)
-            self.write_due()
 
     def start_ready(self) -> None:
         if self.failed and self.fail_fast:
             for decision in list(self.pending):
                 self.block(decision, "not started: --fail-fast after a failure")
             return
-        started = False
         for decision in list(self.pending):
             if len(self.executor.running()) >= self.executor.capacity:
                 break
@@ -395,9 +394,7 @@ class _Run:
                 self.notify("start", decision)
                 self.running_since[decision.instance.key] = state.utc_now()
                 self.executor.submit(decision.instance, decision.reason)
-                started = True
-        if started:
-            self.write_outputs(running=True)
+                self.dirty = True
 
     def upstream_done(self, decision: Decision) -> bool:
         return all(key in self.results for key in decision.instance.depends_on
@@ -428,7 +425,13 @@ class _Run:
         if result.action is Action.FAILED:
             self.failed = True
         self.notify("finish", result)
-        self.write_outputs(running=bool(self.pending or self.executor.running()))
+        self.dirty = True
+        if len(self.results) == 1 + self.skipped:
+            # The workbook written at the end needs openpyxl: import it now, once the
+            # start-up (fork servers importing, first kernels) is over.
+            from ductaflow.results import import_in_background
+
+            import_in_background()
 
     def note_attempt(self, result: RunResult) -> bool:
         """Keep every attempt in the record; True when a failed one is tried again."""
@@ -464,25 +467,23 @@ class _Run:
                 stage=decision.instance.stage, instance=decision.instance.name,
                 action=Action.BLOCKED, status=None, reason="interrupted before it started",
                 duration_s=0.0, run_dir=decision.instance.run_dir, flow=decision.instance.flow)
-        self.write_outputs(running=False, now=True)
+        self.write_outputs(running=False)
         raise ConductInterrupted(self.ordered())
 
     def ordered(self) -> list[RunResult]:
         return [self.results[key] for key in self.order if key in self.results]
 
-    def write_outputs(self, running: bool, now: bool = False) -> None:
-        """Rewrite the live results now, or mark them due (``now`` false).
-
-        Each write reads and renders every row, so rewriting after every instance of
-        a big table would cost more than the instances: a due write waits until
-        ``LIVE_GAP_S`` or four times the last write's duration has passed, and the
-        scheduling loop makes it then (``write_due``). The end and Ctrl-C write now.
-        """
-        self.dirty = True
-        if now or time.monotonic() >= self.next_write:
-            self._write(running)
+    def write_outputs(self, running: bool) -> None:
+        """Rewrite the live results now (the end, Ctrl-C)."""
+        self._write(running)
 
     def write_due(self) -> None:
+        """Rewrite the live results when something changed and the pace allows.
+
+        Each write reads and renders every row, so rewriting after every instance of
+        a big table would cost more than the instances: a write waits until
+        ``LIVE_GAP_S`` or four times the last write's duration has passed.
+        """
         if self.dirty and time.monotonic() >= self.next_write:
             self._write(bool(self.pending or self.executor.running()))
 

@@ -154,6 +154,15 @@ def _context(mode: str) -> Any:
     return multiprocessing.get_context("spawn")
 
 
+def start_early(mode: str) -> None:
+    """Start the fork server now, so its imports (0.7 s for notebooks) overlap with
+    whatever the conductor does before its first instance, instead of delaying it."""
+    if _context(mode).get_start_method() == "forkserver":
+        from multiprocessing import forkserver
+
+        forkserver.ensure_running()
+
+
 def _worker_main(results: Connection, lifeline: Connection, instance: Instance, reason: str,
                  options: ExecOptions, environ: dict[str, str]) -> None:
     """Inside the worker: run, send the result; die with the conductor.
