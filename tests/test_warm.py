@@ -73,3 +73,30 @@ def test_conduct_with_warm_kernels_matches_cold(tmp_path):
         assert all(r.status is Status.SUCCESS for r in results)
         assert all(probe(tmp_path / runs / "leak" / f"i{n}")["seen"] is None for n in range(4))
     assert os.environ.get(ENV_KERNEL_SERVER) is None  # the caller's environment untouched
+
+
+PAPERMILL_PROBE = """\
+# %% tags=["parameters"]
+config = {}
+
+# %%
+import json
+import sys
+
+with open("probe.json", "w", encoding="utf-8") as handle:
+    json.dump({"papermill": "papermill" in sys.modules}, handle)
+"""
+
+
+def test_kernels_of_builds_start_with_papermill_imported(tmp_path):
+    """A build runs its flows through papermill: its kernel should not import it again."""
+    for folder in ("flows", "builds"):
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / "probe.py").write_text(PAPERMILL_PROBE, encoding="utf-8")
+    for name, flow in (("flow", "flows/probe.py"), ("build", "builds/probe.py")):
+        table = tmp_path / f"{name}.csv"
+        table.write_text(f"instance,flow\n{name},{flow}\n", encoding="utf-8")
+        (result,) = conduct(str(table), project_root=tmp_path, jobs=1)
+        assert result.status is Status.SUCCESS
+    assert probe(tmp_path / "runs" / "flow" / "flow") == {"papermill": False}
+    assert probe(tmp_path / "runs" / "build" / "build") == {"papermill": True}
