@@ -35,6 +35,9 @@ from typing import Any
 from ductaflow import procs
 
 ENV_KERNEL_SERVER = "DUCTAFLOW_KERNEL_SERVER"
+#: IPython's history in memory: batch kernels have no use for a shared history.sqlite,
+#: and many writing it at once only contend for its lock.
+KERNEL_ARGUMENTS = ("--HistoryManager.hist_file=:memory:",)
 
 
 def warm_supported() -> bool:
@@ -92,8 +95,11 @@ def kernel_manager_class(socket_dir: str | None, kernel_log: Path) -> type:
             # The same kernel, started through a launcher that ends it, and what its
             # flow started, when the process that asked for it dies.
             cmd = super().format_kernel_cmd(extra_arguments)
+            if "ipykernel_launcher" not in cmd:
+                return cmd  # not an IPython kernel: leave its command alone
+            # jupyter_client may format the command more than once: add ours once.
             return ["ductaflow.kernel_main" if part == "ipykernel_launcher" else part
-                    for part in cmd]
+                    for part in cmd] + [a for a in KERNEL_ARGUMENTS if a not in cmd]
 
         async def shutdown_kernel(self, now: bool = False, restart: bool = False) -> None:
             try:
@@ -384,7 +390,8 @@ def _run_kernel(connection_file: Path, go: int) -> None:
         from ipykernel.kernelapp import IPKernelApp
 
         app = IPKernelApp.instance()
-        app.initialize(["-f", str(connection_file), "--IPKernelApp.parent_handle=0"])
+        app.initialize(["-f", str(connection_file), "--IPKernelApp.parent_handle=0",
+                        *KERNEL_ARGUMENTS])
         gc.freeze()  # the kernel's own objects: what is collected later is the flow's
         request = json.loads(_read_fd_line(go))
         os.chdir(request["cwd"])
@@ -408,6 +415,7 @@ def exit_kernel() -> None:
     global) are closed here, newest layers first, as finalization would. Objects
     frozen (``gc.freeze``) before the flow ran are the kernel's own and left alone.
     """
+    _let_control_thread_finish()
     run_exit_handlers = getattr(atexit, "_run_exitfuncs", None)
     if run_exit_handlers is not None:
         run_exit_handlers()
@@ -418,6 +426,22 @@ def exit_kernel() -> None:
         except Exception:  # noqa: BLE001 - the process is ending either way
             pass
     os._exit(0)
+
+
+def _let_control_thread_finish() -> None:
+    """Wait for ipykernel's control thread to end its shutdown request.
+
+    ipykernel 7's exit handler stops the IOPub thread, then joins the control thread;
+    if that thread is still flushing its last output through IOPub, it waits out its
+    flush timeout, and jupyter_client sends SIGTERM after 2.5 s (one shutdown in about
+    a hundred here). The control thread stops by itself once the request is handled.
+    """
+    from ipykernel.kernelapp import IPKernelApp
+
+    if IPKernelApp.initialized():
+        control = getattr(IPKernelApp.instance(), "control_thread", None)
+        if control is not None and control.is_alive():
+            control.join(timeout=2.0)
 
 
 def _close_open_files() -> None:
