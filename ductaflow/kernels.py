@@ -412,7 +412,7 @@ def exit_kernel() -> None:
     part: IPython's handler clears the notebook's namespace and collects, so the
     objects only the flow held are finalized (files flushed and closed), and
     logging's flushes its handlers. Files the flow still holds elsewhere (a module's
-    global) are closed here, newest layers first, as finalization would. Objects
+    global) are closed here, outermost layer first, as finalization would. Objects
     frozen (``gc.freeze``) before the flow ran are the kernel's own and left alone.
     """
     _let_control_thread_finish()
@@ -445,6 +445,8 @@ def _let_control_thread_finish() -> None:
 
 
 def _close_open_files() -> None:
+    """Close the files the flow left open: text and other wrappers, then buffers, then
+    raw files, so that nothing a wrapper still holds is lost below it."""
     import io
 
     found: list[list[Any]] = [[], [], []]
