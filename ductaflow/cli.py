@@ -82,7 +82,8 @@ def _add_conduct(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--warm", action=argparse.BooleanOptionalAction, default=True,
                    help="keep initialized kernels ready ahead of need (Linux; default on)")
     p.add_argument("--preload", action="append", default=None, metavar="MODULE",
-                   help="module warm kernels import in advance; repeatable (default: "
+                   help="module warm kernels import in advance; repeatable or "
+                        "comma-separated (default: "
                         "[tool.ductaflow] preload in pyproject.toml)")
     p.add_argument("--executor", choices=("local", "dask"), default="local",
                    help="where instances run (dask: a cluster, see --scheduler)")

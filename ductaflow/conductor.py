@@ -233,7 +233,8 @@ def _kernel_server(the_plan: Plan, mode: str, warm: bool, preload: Sequence[str]
 
     if not warm_supported():
         return None
-    modules = tuple(preload) if preload is not None else project_preload(the_plan.project_root)
+    modules = _module_names(preload if preload is not None
+                            else project_preload(the_plan.project_root))
     if _builds_among(the_plan):
         # A build's kernel runs its flows through papermill: import that once, in the
         # server, instead of in every build's fresh kernel (about 1 s each).
@@ -266,14 +267,21 @@ def project_preload(project_root: Path) -> tuple[str, ...]:
         return ()
     try:
         import tomllib
-    except ImportError:  # Python 3.10: no TOML reader in the standard library
-        return ()
+    except ImportError:  # Python 3.10: the same reader, installed as tomli
+        import tomli as tomllib
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return ()
     modules = data.get("tool", {}).get("ductaflow", {}).get("preload", [])
     return tuple(m for m in modules if isinstance(m, str))
+
+
+def _module_names(entries: Sequence[str]) -> tuple[str, ...]:
+    """``["pandas,numpy", " scipy "]`` -> ``("pandas", "numpy", "scipy")``: a list given
+    with commas, in a flag or in pyproject.toml, names each module once."""
+    names = (name.strip() for entry in entries for name in entry.split(","))
+    return tuple(dict.fromkeys(name for name in names if name))
 
 
 def _make_executor(executor: Any, options: ExecOptions, jobs: int,

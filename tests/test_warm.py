@@ -100,3 +100,30 @@ def test_kernels_of_builds_start_with_papermill_imported(tmp_path):
         assert result.status is Status.SUCCESS
     assert probe(tmp_path / "runs" / "flow" / "flow") == {"papermill": False}
     assert probe(tmp_path / "runs" / "build" / "build") == {"papermill": True}
+
+
+MODULES_PROBE = """\
+# %% tags=["parameters"]
+config = {}
+
+# %%
+import json
+import sys
+
+with open("probe.json", "w", encoding="utf-8") as handle:
+    json.dump({m: m in sys.modules for m in ("colorsys", "wave")}, handle)
+"""
+
+
+def test_preload_lists_with_commas_name_each_module(tmp_path):
+    (tmp_path / "flows").mkdir()
+    (tmp_path / "flows" / "probe.py").write_text(MODULES_PROBE, encoding="utf-8")
+    table = tmp_path / "probe.csv"
+    table.write_text("instance,flow\nflag,flows/probe.py\n", encoding="utf-8")
+    conduct(str(table), project_root=tmp_path, jobs=1, preload=["colorsys, wave"])
+    assert probe(tmp_path / "runs" / "probe" / "flag") == {"colorsys": True, "wave": True}
+    (tmp_path / "pyproject.toml").write_text('[tool.ductaflow]\npreload = ["wave,colorsys"]\n',
+                                             encoding="utf-8")
+    table.write_text("instance,flow\nproject,flows/probe.py\n", encoding="utf-8")
+    conduct(str(table), project_root=tmp_path, jobs=1)
+    assert probe(tmp_path / "runs" / "probe" / "project") == {"colorsys": True, "wave": True}
