@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
 import threading
@@ -147,10 +148,9 @@ def test_files_a_flow_leaves_open_reach_disk(project: Path, monkeypatch, warm: b
     finally:
         if server is not None:
             server.close()
-    import gzip
-
     assert (run_dir / "plain.txt").read_text(encoding="utf-8") == "plain\n"
-    assert gzip.open(run_dir / "packed.gz", "rt", encoding="utf-8").read() == "packed\n"
+    with gzip.open(run_dir / "packed.gz", "rt", encoding="utf-8") as packed:
+        assert packed.read() == "packed\n"
     assert (run_dir / "module_global.txt").read_text(encoding="utf-8") == "from a module\n"
     assert (run_dir / "flow.log").read_text(encoding="utf-8") == "logged\n"
 
