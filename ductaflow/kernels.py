@@ -325,7 +325,8 @@ class KernelServer:
 def serve(address: str, ready: int, preload: list[str]) -> None:
     """The fork server's main loop: keep ``ready`` kernels initialized, hand them out."""
     # The imports every kernel would pay for, its initialize's included (ipykernel's
-    # debugger imports debugpy: 0.2 s per kernel).
+    # debugger, loaded by name there, imports debugpy: 0.2 s per kernel).
+    import ipykernel.debugger  # noqa: F401
     import ipykernel.ipkernel  # noqa: F401
     import ipykernel.kernelapp  # noqa: F401
     import ipykernel.zmqshell  # noqa: F401
