@@ -384,13 +384,12 @@ class _Run:
         self.dirty = False
         self.next_write = 0.0
         self.results_current = results_current  # a no-op whose results are on disk
-        self.skipped = 0  # instances up to date, set by go()
+        self.importing = False  # openpyxl, in the background once an instance ended
 
     def go(self) -> list[RunResult]:
         for decision in self.plan.decisions:
             if not decision.run:
                 self.results[decision.instance.key] = skipped_result(decision, self.plan)
-        self.skipped = len(self.results)
         try:
             self.loop()
         except KeyboardInterrupt:
@@ -454,12 +453,13 @@ class _Run:
             self.failed = True
         self.notify("finish", result)
         self.dirty = True
-        if len(self.results) == 1 + self.skipped:
+        if not self.importing:
             # The workbook written at the end needs openpyxl: import it now, once the
             # start-up (fork servers importing, first kernels) is over.
             from ductaflow.results import import_in_background
 
             import_in_background()
+            self.importing = True
 
     def note_attempt(self, result: RunResult) -> bool:
         """Keep every attempt in the record; True when a failed one is tried again."""

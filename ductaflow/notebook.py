@@ -159,7 +159,11 @@ def load_flow_notebook(flow: Path, kernel_name: str = "python3") -> Any:
     """Read a jupytext ``.py`` or an ``.ipynb`` flow and name its kernel and language."""
     import jupytext
 
-    nb = jupytext.read(flow)
+    return name_kernel(jupytext.read(flow), kernel_name)
+
+
+def name_kernel(nb: Any, kernel_name: str = "python3") -> Any:
+    """Name the notebook's kernel and language, as papermill needs to start it."""
     nb.metadata["kernelspec"] = {"name": kernel_name, "display_name": "Python 3",
                                  "language": "python"}
     nb.metadata.setdefault("language_info", {"name": "python"})

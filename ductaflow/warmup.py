@@ -16,14 +16,13 @@ import papermill
 from jupyter_client.kernelspec import KernelSpecManager
 
 from ductaflow import engine  # noqa: F401 - registers ductaflow's papermill engine
+from ductaflow.notebook import name_kernel
 
 
 def _rehearse() -> None:
     KernelSpecManager().get_kernel_spec("python3")
-    nb = jupytext.reads('# %% tags=["parameters"]\nconfig = {}\n\n# %%\nx = 1\n',
-                        fmt="py:percent")
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",
-                                 "language": "python"}
+    nb = name_kernel(jupytext.reads('# %% tags=["parameters"]\nconfig = {}\n\n# %%\nx = 1\n',
+                                    fmt="py:percent"))
     nb = papermill.execute_notebook(nb, None, parameters={"config": {"n": 1}},
                                     prepare_only=True, kernel_name="python3",
                                     language="python", progress_bar=False)
