@@ -8,8 +8,9 @@ make's and git's rule; like git, a file changed less than ``SETTLE_S`` before th
 plan is not trusted (timestamps are coarse, 2 s on FAT), and then nothing is cached.
 
 Only plans where nothing runs are kept: a plan that runs something changes the
-records it read, so it could never be reused. The planning modules themselves are
-among the files signed, so an upgrade of ductaflow invalidates the cache.
+records it read, so it could never be reused. The source of every ductaflow module
+loaded when the plan is saved is among the files signed, so an upgrade (or an edit) of
+ductaflow invalidates the cache, however its files are named or moved.
 
 Standard library only, like the rest of the no-op path.
 """
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -30,9 +32,20 @@ from ductaflow.plan import LastRun, Plan, resolve_folders
 CACHE_NAME = ".conductor.plan.json"
 FORMAT = 1
 SETTLE_S = 3.0
-#: The modules whose code decides what a plan says (signed by path, never imported here).
-_CODE = tuple(str(Path(state.__file__).with_name(name)) for name in (
-    "model.py", "plan.py", "plancache.py", "state.py", "table.py", "templating.py"))
+
+
+def code_files() -> tuple[str, ...]:
+    """The source file of every ductaflow module this process has loaded: the code
+    that made the plan. Taken from the modules themselves, never from a list of
+    names, so a file that moves or is renamed cannot silently drop out of the
+    signature (it would sign as missing on both sides)."""
+    files = []
+    for name, module in list(sys.modules.items()):
+        if name == "ductaflow" or name.startswith("ductaflow."):
+            path = getattr(module, "__file__", None)
+            if path:
+                files.append(os.path.abspath(path))
+    return tuple(sorted(set(files)))
 
 
 def cache_key(tables: Any, project_root: str | os.PathLike[str],
@@ -88,7 +101,7 @@ def save(key: Mapping[str, Any], the_plan: Plan, read: Mapping[str, Any],
     if not the_plan.decisions or any(d.run for d in the_plan.decisions):
         return False
     files = dict(read)
-    files.update((path, _signature(path)) for path in _CODE)
+    files.update((path, _signature(path)) for path in code_files())
     settled = time.time_ns() - int(SETTLE_S * 1e9)
     if any(sig is not None and sig[2] > settled for sig in files.values()):
         return False

@@ -324,7 +324,7 @@ def test_a_no_op_after_a_no_op_uses_the_plan_cache_and_rewrites_nothing(tmp_path
     root = make_project(tmp_path)
     go(root, monkeypatch)
     age(root)
-    monkeypatch.setattr(plancache, "_CODE", ())
+    monkeypatch.setattr(plancache, "code_files", lambda: ())
     results, ran = go(root, monkeypatch)
     assert ran == [] and (root / "runs" / plancache.CACHE_NAME).is_file()
     written = {name: (root / "runs" / name).stat().st_ino

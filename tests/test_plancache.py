@@ -8,6 +8,9 @@ then aged by a minute, as if the project had been left alone, so it has settled.
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -38,7 +41,7 @@ def root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     # ductaflow's own planning modules are signed too; a stand-in keeps the tests
     # independent of when the package's files were last edited.
     _write(root / "planning_code.py", "# stand-in\n")
-    monkeypatch.setattr(plancache, "_CODE", (str(root / "planning_code.py"),))
+    monkeypatch.setattr(plancache, "code_files", lambda: (str(root / "planning_code.py"),))
     _finish(fresh(root)[0])
     age(root)
     return root
@@ -119,11 +122,54 @@ def test_a_change_to_the_planning_code_means_planning_again(root: Path,
     stand_in = root / "plan.py"
     _write(stand_in, "# ductaflow's planner\n")
     age(root)
-    monkeypatch.setattr(plancache, "_CODE", (str(stand_in),))
+    monkeypatch.setattr(plancache, "code_files", lambda: (str(stand_in),))
     cached(root)
     assert plancache.load(key(root)) is not None
     stand_in.write_text("# ductaflow's planner, upgraded\n", encoding="utf-8")
     assert plancache.load(key(root)) is None
+
+
+_PLAN_AND_CACHE = """
+import sys
+from ductaflow import plancache
+from ductaflow.plan import planned
+tables, root = sys.argv[2:4], sys.argv[4]
+key = plancache.cache_key(tables, root, None, None, None)
+if sys.argv[1] == "save":
+    the_plan, read = planned(tables, project_root=root)
+    print(plancache.save(key, the_plan, read))
+else:
+    print(plancache.load(key) is not None)
+"""
+
+
+def test_an_edit_of_ductaflows_own_planning_code_means_planning_again(
+        root: Path, tmp_path: Path) -> None:
+    """No stand-in: a copy of the real package, whose planning module is then edited
+    as an upgrade would edit it. The signed files come from the modules loaded, so
+    this holds wherever the planning code lives."""
+    import ductaflow
+    from ductaflow.plan import planned as real_planned
+
+    site = tmp_path / "site"
+    shutil.copytree(Path(ductaflow.__file__).parent, site / "ductaflow",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    age(site)
+    module = sys.modules[real_planned.__module__]
+    planning = site / Path(module.__file__).relative_to(Path(ductaflow.__file__).parents[1])
+
+    def run(command: str) -> str:
+        done = subprocess.run([sys.executable, "-c", _PLAN_AND_CACHE, command, *TABLES,
+                               str(root)], capture_output=True, text=True, check=True,
+                              env={**os.environ, "PYTHONPATH": str(site)}, cwd=root)
+        return done.stdout.strip()
+
+    assert run("save") == "True"
+    assert run("load") == "True"
+    with planning.open("a", encoding="utf-8") as code:
+        code.write("\n# upgraded\n")
+    age(site)  # an old file that changed: its size moved
+    assert run("load") == "False"
 
 
 def test_another_table_list_or_selection_does_not_use_the_cache(root: Path) -> None:
