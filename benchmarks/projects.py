@@ -2,8 +2,8 @@
 
 Every project lives in a temporary folder and is built from scratch in each benchmark
 run. "Everything up to date" is made without running a kernel: each instance gets
-the bookkeeping ``ductaflow.execute`` leaves after a successful run (its finished
-record, written with ``ductaflow.state``, and its saved config and output file).
+the bookkeeping ``ductaflow.execution.instance`` leaves after a successful run (its finished
+record, written with ``ductaflow.run_folder.records``, and its saved config and output file).
 ``ductaflow conduct --accept`` cannot do this: it accepts finished runs only.
 """
 
@@ -207,21 +207,21 @@ def papermill_script(flow: Path, configs: list[dict], runs: Path) -> str:
 
 def write_records(root: Path, tables: list[Path],
                   progress: Callable[[int, int], None] | None = None) -> None:
-    """What ``ductaflow.execute.execute_instance`` writes after a green run, per instance.
+    """What ``execution.instance.execute_instance`` writes after a green run, per instance.
 
-    The finished record (through ``ductaflow.state``), the saved config and the output
+    The finished record (through ``ductaflow.run_folder.records``), the saved config and the output
     file with its footer; upstream instances first, so consumers remember their run ids.
     """
-    from ductaflow import provenance, state
-    from ductaflow.outputs import config_path, footer_line, output_path, write_config
-    from ductaflow.plan import plan
+    from ductaflow.planning.planner import plan
+    from ductaflow.run_folder import provenance, records
+    from ductaflow.run_folder.files import config_path, footer_line, output_path, write_config
 
     the_plan = plan([str(t) for t in tables], project_root=root)
     runs = the_plan.runs_dir
     code: dict[str, dict[str, str]] = {}
     inputs: dict[str, dict] = {}
     run_ids: dict[str, str] = {}
-    now = state.utc_now()
+    now = records.utc_now()
     produced_by = provenance.collect(root)
 
     def one(instance) -> None:
@@ -231,21 +231,21 @@ def write_records(root: Path, tables: list[Path],
         write_config(config_path(folder, instance.flow_stem), config)
         footer = footer_line(instance.flow_stem, 0.01)
         write(output_path(folder, instance.flow_stem), f"{config}\n{footer}\n")
-        record = state.new_record(
+        record = records.new_record(
             stage=instance.stage, instance=instance.name, flow=instance.flow,
             config=instance.config, code=code[instance.flow],
             inputs={p: inputs[p] for p in instance.inputs},
             upstream={k: run_ids[k] for k in instance.depends_on}, status="success",
             started_at=now, ended_at=now, duration_s=0.01, run_id=run_ids[instance.key],
             flows=[], reason="new", provenance=produced_by, error="")
-        state.write_record(folder, record)
+        records.write_record(folder, record)
 
     instances = [d.instance for d in the_plan.decisions]
     for instance in instances:
-        code.setdefault(instance.flow, state.code_fingerprint(root, [instance.flow]))
+        code.setdefault(instance.flow, records.code_fingerprint(root, [instance.flow]))
         for path in instance.inputs:
-            inputs.setdefault(path, state.file_fingerprint(root / path))
-        run_ids[instance.key] = state.new_run_id()
+            inputs.setdefault(path, records.file_fingerprint(root / path))
+        run_ids[instance.key] = records.new_run_id()
     done = 0
     with ThreadPoolExecutor(32) as pool:  # write_record fsyncs: wait on the disk in parallel
         for _ in pool.map(one, instances):

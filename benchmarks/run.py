@@ -12,7 +12,7 @@ of medians. Groups:
 ``noop``      ``ductaflow conduct`` with everything up to date, on CSV tables of
               1k/10k/100k rows and a 10k-row XLSX, against ``floor.py`` (read the
               table, build each config, load and compare each saved one).
-``plan``      ``ductaflow.plan.plan()`` alone (imports excluded), 1k/10k/100k rows.
+``plan``      ``ductaflow.planning.planner.plan()`` alone (imports excluded), 1k/10k/100k rows.
 ``exec``      20 trivial notebooks: ``conduct`` at ``--jobs 1``/``2``, warm kernels on
               and off, ``--mode script``, against a serial ``papermill`` loop.
 ``pandas``    20 notebooks importing pandas: warm + ``--preload pandas`` against papermill.
@@ -227,7 +227,7 @@ def noop_group(roots: dict[int, Path], xlsx_size: int, repeat: int) -> list[Figu
 
 PLAN_CHILD = """\
 import json, sys, time
-from ductaflow.plan import plan
+from ductaflow.planning.planner import plan
 started = time.perf_counter()
 result = plan(sys.argv[1], project_root=".")
 seconds = time.perf_counter() - started

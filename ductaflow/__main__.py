@@ -1,5 +1,5 @@
 """``python -m ductaflow``: the same command line as ``ductaflow``."""
 
-from ductaflow.cli import main
+from ductaflow.cli.commands import main
 
 raise SystemExit(main())

@@ -15,10 +15,11 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from ductaflow import plancache, state
 from ductaflow.errors import DuctaflowError, LockedError, UsageError
 from ductaflow.model import Action, Decision, ExecOptions, RunResult, Status
-from ductaflow.plan import Plan, planned, resolve_folders
+from ductaflow.planning import plan_cache
+from ductaflow.planning.planner import Plan, planned, resolve_folders
+from ductaflow.run_folder import records
 
 LOCK_NAME = ".conductor.lock"
 #: Least time between two live rewrites of the results and the report.
@@ -82,7 +83,7 @@ def conduct(
 
     planner = _Planner(tables, project_root, runs_dir, stage, force, select)
     runs = resolve_folders(project_root, runs_dir)[1]
-    generation = state.read_generation(runs)
+    generation = records.read_generation(runs)
     lock = _RunsLock(runs, wait, notify)
     held = lock.take_if_free()  # only when its file exists: then taking it writes nothing
     try:
@@ -94,7 +95,7 @@ def conduct(
             # Another conductor may have changed records while we planned or waited:
             # plan again, unless none can have (the lock file was new and the token,
             # which a conductor changes before it changes any record, did not move).
-            fresh = lock.was_new and state.read_generation(runs) == generation
+            fresh = lock.was_new and records.read_generation(runs) == generation
             current = first if fresh else planner.plan()
         if accept or current.to_run:
             _bump_generation(current.runs_dir)
@@ -111,9 +112,9 @@ def conduct(
 
 def _bump_generation(runs_dir: Path) -> None:
     try:
-        state.bump_generation(runs_dir)
+        records.bump_generation(runs_dir)
     except OSError as exc:  # a full disk: say which file, before anything has run
-        raise DuctaflowError(f"could not write {runs_dir / state.GENERATION_FILE}: "
+        raise DuctaflowError(f"could not write {runs_dir / records.GENERATION_FILE}: "
                              f"{exc.strerror or exc}") from exc
 
 
@@ -126,13 +127,13 @@ class _Planner:
         self.tables = tables
         self.options = {"project_root": project_root, "runs_dir": runs_dir, "stage": stage,
                         "force": force, "select": select}
-        self.key = None if force else plancache.cache_key(tables, project_root, runs_dir,
+        self.key = None if force else plan_cache.cache_key(tables, project_root, runs_dir,
                                                           stage, select)
         self.read: dict[str, Any] = {}
-        self.hit: plancache.Cached | None = None
+        self.hit: plan_cache.Cached | None = None
 
     def plan(self) -> Plan:
-        self.hit = plancache.load(self.key) if self.key is not None else None
+        self.hit = plan_cache.load(self.key) if self.key is not None else None
         if self.hit is not None:
             self.read = dict(self.hit.files)
             return self.hit.plan
@@ -141,17 +142,17 @@ class _Planner:
 
     def results_current(self) -> bool:
         """The results files on disk are the ones this (cached) plan makes."""
-        return self.hit is not None and plancache.outputs_current(self.hit)
+        return self.hit is not None and plan_cache.outputs_current(self.hit)
 
     def remember(self, the_plan: Plan) -> None:
         """Cache a plan where nothing ran, with the results files as they are now."""
         if self.key is None or the_plan.to_run or self.results_current():
             return
-        from ductaflow.results import REPORT_HTML, RESULTS_CSV, RESULTS_XLSX
+        from ductaflow.reporting.results_files import REPORT_HTML, RESULTS_CSV, RESULTS_XLSX
 
         outputs = [str(the_plan.runs_dir / name)
                    for name in (RESULTS_CSV, REPORT_HTML, RESULTS_XLSX)]
-        plancache.save(self.key, the_plan, self.read, outputs)
+        plan_cache.save(self.key, the_plan, self.read, outputs)
 
 
 def _go(current: Plan, notify: EventHandler, *, accept: bool, jobs: int | None, mode: str,
@@ -165,7 +166,7 @@ def _go(current: Plan, notify: EventHandler, *, accept: bool, jobs: int | None, 
                            notify)
     jobs = jobs or os.cpu_count() or 1
     if executor == "local" and any(d.run for d in current.decisions):
-        from ductaflow.executors import start_early
+        from ductaflow.execution.local import start_early
 
         start_early(mode)
     kernels = _kernel_server(current, mode, warm and executor == "local", preload, jobs)
@@ -199,8 +200,8 @@ def _refuse_in_worker() -> None:
 
 def _accept_all(the_plan: Plan, options: ExecOptions, notify: EventHandler) -> list[RunResult]:
     """``--accept``: record every stale instance as done, upstream first."""
-    from ductaflow.execute import accept_instance
-    from ductaflow.results import write_results
+    from ductaflow.execution.instance import accept_instance
+    from ductaflow.reporting.results_files import write_results
 
     results = []
     for decision in the_plan.decisions:
@@ -218,7 +219,7 @@ def _local_provenance(the_plan: Plan, executor: Any) -> dict[str, Any] | None:
     """Collected once here when every instance runs on this machine."""
     if executor != "local" or not the_plan.to_run:
         return None
-    from ductaflow import provenance
+    from ductaflow.run_folder import provenance
 
     return provenance.collect(the_plan.project_root)
 
@@ -229,7 +230,7 @@ def _kernel_server(the_plan: Plan, mode: str, warm: bool, preload: Sequence[str]
     to_run = sum(1 for d in the_plan.decisions if d.run)
     if mode != "notebook" or not warm or not to_run:
         return None
-    from ductaflow.kernels import KernelServer, warm_supported
+    from ductaflow.execution.kernels import KernelServer, warm_supported
 
     if not warm_supported():
         return None
@@ -238,7 +239,7 @@ def _kernel_server(the_plan: Plan, mode: str, warm: bool, preload: Sequence[str]
     if _builds_among(the_plan):
         # A build's kernel runs its flows through papermill: import that once, in the
         # server, instead of in every build's fresh kernel (about 1 s each).
-        modules = (*modules, "ductaflow.warmup")
+        modules = (*modules, "ductaflow.execution.warmup")
     # One spare beyond the running kernels: a kernel handed out is then one forked
     # an instance earlier, already initialized, not one still importing.
     return KernelServer(modules, ready=min(jobs + 1, to_run))
@@ -288,11 +289,11 @@ def _make_executor(executor: Any, options: ExecOptions, jobs: int,
                    scheduler: str | None, flows: Sequence[str] = ()) -> Any:
     """The executor named, built for this conduct; Dask only imported when asked for."""
     if executor == "local":
-        from ductaflow.executors import LocalExecutor
+        from ductaflow.execution.local import LocalExecutor
 
         return LocalExecutor(options, jobs)
     if executor == "dask" or type(executor).__name__ == "Client":
-        from ductaflow.dask_executor import DaskExecutor
+        from ductaflow.execution.dask_executor import DaskExecutor
 
         client = None if executor == "dask" else executor
         return DaskExecutor(options, jobs, scheduler=scheduler, client=client, flows=flows)
@@ -419,7 +420,7 @@ class _Run:
             if self.upstream_done(decision):
                 self.pending.remove(decision)
                 self.notify("start", decision)
-                self.running_since[decision.instance.key] = state.utc_now()
+                self.running_since[decision.instance.key] = records.utc_now()
                 self.executor.submit(decision.instance, decision.reason)
                 self.dirty = True
 
@@ -456,7 +457,7 @@ class _Run:
         if not self.importing:
             # The workbook written at the end needs openpyxl: import it now, once the
             # start-up (fork servers importing, first kernels) is over.
-            from ductaflow.results import import_in_background
+            from ductaflow.reporting.results_files import import_in_background
 
             import_in_background()
             self.importing = True
@@ -516,7 +517,7 @@ class _Run:
             self._write(bool(self.pending or self.executor.running()))
 
     def _write(self, running: bool) -> None:
-        from ductaflow.results import write_results
+        from ductaflow.reporting.results_files import write_results
 
         began = time.monotonic()
         write_results(self.ordered(), self.plan, running=running,
@@ -527,9 +528,9 @@ class _Run:
 
 
 def _add_attempts(run_dir: Path, attempts: list[dict[str, Any]]) -> None:
-    record = state.read_record(run_dir)
+    record = records.read_record(run_dir)
     if record is not None:
-        state.write_record(run_dir, {**record, "attempts": attempts})
+        records.write_record(run_dir, {**record, "attempts": attempts})
 
 
 def _set_aside(folder: Path, stem: str, attempt: int) -> list[str]:
@@ -554,7 +555,7 @@ def skipped_result(decision: Decision, the_plan: Plan) -> RunResult:
     last = the_plan.last_runs.get(instance.key)
     status = last.status if last is not None else None
     return RunResult(stage=instance.stage, instance=instance.name, action=Action.SKIPPED,
-                     status=Status(status) if status in state.STATUSES else None,
+                     status=Status(status) if status in records.STATUSES else None,
                      reason="up to date", duration_s=last.duration_s if last else 0.0,
                      run_dir=instance.run_dir, flow=instance.flow,
                      started_at=last.started_at if last else "",

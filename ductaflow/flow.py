@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn, TextIO
 
-from ductaflow.outputs import OUTPUT_CAP_BYTES, footer_line, write_config
+from ductaflow.run_folder.files import OUTPUT_CAP_BYTES, footer_line, write_config
 
 CAPTURED_BY_PARENT_ENV = "DUCTAFLOW_CAPTURED_BY_PARENT"
 """Set to ``1`` by a runner that captures the flow's output and writes the footer."""

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from ductaflow import state
 from ductaflow.conductor import conduct
 from ductaflow.model import Action, Status
+from ductaflow.run_folder import records
 
 from .conftest import DATA, REPO, run_cli
 
@@ -308,30 +308,30 @@ def test_retries_rerun_a_failed_instance_and_record_every_attempt(tmp_path, monk
     assert ran == ["model/A", "model/B", "prep/A", "prep/B"]  # A's first attempt died early
     assert results["prep/A"].action is Action.RAN
     assert "retry 1 of 2 after RuntimeError: flaky" in results["prep/A"].reason
-    record = state.read_record(root / "runs/prep/A")
+    record = records.read_record(root / "runs/prep/A")
     assert [a["status"] for a in record["attempts"]] == ["error", "success"]
     assert "RuntimeError: flaky" in record["attempts"][0]["error"]
-    assert len(state.read_record(root / "runs/prep/B")["attempts"]) == 1
+    assert len(records.read_record(root / "runs/prep/B")["attempts"]) == 1
 
 
 def test_a_no_op_after_a_no_op_uses_the_plan_cache_and_rewrites_nothing(tmp_path, monkeypatch):
     """Once every file has settled, the first no-op keeps its plan; the next one
     reuses it, writes no results file, and still says every instance is up to date."""
-    from ductaflow import plancache
+    from ductaflow.planning import plan_cache
 
     from .test_plancache import age
 
     root = make_project(tmp_path)
     go(root, monkeypatch)
     age(root)
-    monkeypatch.setattr(plancache, "code_files", lambda: ())
+    monkeypatch.setattr(plan_cache, "code_files", lambda: ())
     results, ran = go(root, monkeypatch)
-    assert ran == [] and (root / "runs" / plancache.CACHE_NAME).is_file()
+    assert ran == [] and (root / "runs" / plan_cache.CACHE_NAME).is_file()
     written = {name: (root / "runs" / name).stat().st_ino
                for name in ("conductor_results.csv", "conductor_status_report.html")}
     hits = []
-    load = plancache.load
-    monkeypatch.setattr(plancache, "load", lambda key: hits.append(load(key)) or hits[-1])
+    load = plan_cache.load
+    monkeypatch.setattr(plan_cache, "load", lambda key: hits.append(load(key)) or hits[-1])
     again, ran = go(root, monkeypatch)
     assert ran == [] and hits and hits[0] is not None
     assert {k: r.action for k, r in again.items()} == {k: Action.SKIPPED for k in results}

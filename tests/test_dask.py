@@ -24,13 +24,19 @@ from typing import Any
 
 import pytest
 
-from ductaflow import dask_executor, state
 from ductaflow.conductor import conduct
-from ductaflow.dask_executor import DaskExecutor, earlier_attempt, run_on_worker, save_attempt
 from ductaflow.errors import UsageError
-from ductaflow.execute import ExecOptions
+from ductaflow.execution import dask_executor
+from ductaflow.execution.dask_executor import (
+    DaskExecutor,
+    earlier_attempt,
+    run_on_worker,
+    save_attempt,
+)
+from ductaflow.execution.instance import ExecOptions
 from ductaflow.model import Action, RunResult, Status
-from ductaflow.plan import plan
+from ductaflow.planning.planner import plan
+from ductaflow.run_folder import records
 
 from .conftest import REPO, add_flow, run_cli
 
@@ -251,7 +257,7 @@ def test_stop_kills_running_flows_and_leaves_them_not_done(cluster: Cluster,
         executor.close()
     for name in ("a", "b"):
         run_dir = project / "runs/where" / name
-        assert state.is_started(run_dir) and state.read_record(run_dir) is None
+        assert records.is_started(run_dir) and records.read_record(run_dir) is None
         assert not (run_dir / "finished.log").exists()
     again = plan(tables, project_root=project)
     assert [d.reason for d in again.decisions] == ["last run incomplete"] * 2
@@ -290,18 +296,18 @@ def test_killing_a_worker_mid_run_loses_nothing(tmp_path_factory: pytest.TempPat
             run_dir = project / "runs" / key
             if result.action is Action.RAN:  # done: exactly once, with its record
                 assert result.status is Status.SUCCESS
-                assert state.read_record(run_dir) is not None
+                assert records.read_record(run_dir) is not None
                 assert len(lines(run_dir / "finished.log")) == 1
             else:  # left not done, for the next conduct
                 assert result.action is Action.FAILED and result.error.startswith("WorkerDied")
-                assert state.read_record(run_dir) is None
+                assert records.read_record(run_dir) is None
         assert lines(runs / lost / "attempts.log")[0] == "k2"
         second = by_key(conduct(tables, project_root=project, executor="dask",
                                 scheduler=killed.address, mode="script"))
         for key, result in second.items():
             expected = Action.SKIPPED if first[key].action is Action.RAN else Action.RAN
             assert result.action is expected, result
-            assert state.read_record(project / "runs" / key)["status"] == "success"
+            assert records.read_record(project / "runs" / key)["status"] == "success"
             assert len(lines(project / "runs" / key / "finished.log")) == 1
         assert lines(runs / lost / "finished.log") == ["k1"]  # resubmitted, finished elsewhere
 
@@ -320,7 +326,7 @@ def test_killing_a_worker_mid_run_loses_nothing(tmp_path_factory: pytest.TempPat
         finally:
             executor.close()
         assert [r.error for r in given_up] == ["WorkerDied: no Dask worker for 1 s"]
-        assert state.read_record(runs / instance.name) is None
+        assert records.read_record(runs / instance.name) is None
 
 
 def test_notebook_mode_on_a_local_cluster(project: Path) -> None:
@@ -337,7 +343,8 @@ def test_notebook_mode_on_a_local_cluster(project: Path) -> None:
 def test_without_distributed_the_dask_executor_exits_2_with_the_install_hint(
         project: Path) -> None:
     write_project(project, ["a,A,0,"])
-    code = ("import sys; sys.modules['distributed'] = None; from ductaflow.cli import main; "
+    code = ("import sys; sys.modules['distributed'] = None; "
+            "from ductaflow.cli.commands import main; "
             "sys.exit(main(sys.argv[1:]))")
     done = subprocess.run([sys.executable, "-c", code, "conduct", "where.csv", "--executor",
                            "dask", "--mode", "script"], cwd=project, capture_output=True,
@@ -353,10 +360,10 @@ def test_a_finished_attempt_is_found_only_by_its_own_submission(tmp_path: Path) 
     run_dir = tmp_path / "where/a"
     result = RunResult(stage="where", instance="a", action=Action.RAN, status=Status.WARNING,
                        reason="new", duration_s=1.5, run_dir="where/a", flow="flows/where.py")
-    (run_dir / state.STATE_DIR).mkdir(parents=True)
+    (run_dir / records.STATE_DIR).mkdir(parents=True)
     save_attempt(run_dir, "token-1", result)
     assert earlier_attempt(run_dir, "token-1") is None  # no record: it did not finish
-    state.write_record(run_dir, state.new_record(
+    records.write_record(run_dir, records.new_record(
         stage="where", instance="a", flow="flows/where.py", config={}, code={}, inputs={},
         upstream={}, status="warning", started_at="", ended_at="", duration_s=1.5))
     assert earlier_attempt(run_dir, "token-1") == result

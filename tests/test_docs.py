@@ -38,7 +38,7 @@ from pathlib import Path
 
 import pytest
 
-from ductaflow.cli import build_parser
+from ductaflow.cli.commands import build_parser
 
 REPO = Path(__file__).parents[1]
 PAGES = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]

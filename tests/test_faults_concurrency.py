@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from ductaflow import state
+from ductaflow.run_folder import records
 
 from .test_faults_common import (
     conduct_cli,
@@ -42,12 +42,13 @@ RACE = {"act": "instance,tag\nA,act/A\nB,act/B\n",
 #: Imports everything first, then waits for the start file: both start at one instant.
 LAUNCHER = """
 import os, sys, time
-import ductaflow.cli, ductaflow.conductor, ductaflow.plan, ductaflow.table
+import ductaflow.cli.commands, ductaflow.conductor
+import ductaflow.planning.planner, ductaflow.tables.reading
 go = sys.argv[1]
 open(f"{go}.{os.getpid()}", "w").close()
 while not os.path.exists(go):
     time.sleep(0.0005)
-sys.exit(ductaflow.cli.main(sys.argv[2:]))
+sys.exit(ductaflow.cli.commands.main(sys.argv[2:]))
 """
 
 
@@ -129,7 +130,7 @@ def test_a_lock_holder_killed_with_9_frees_the_runs_folder_at_once(tmp_path, tag
                         env=environment(root, tag, DF_FAST="1"))
     assert rerun.returncode == 0, rerun.stdout + rerun.stderr
     assert started(root) == ["A", "B"]
-    assert state.read_record(root / "runs/act/A")["status"] == "success"
+    assert records.read_record(root / "runs/act/A")["status"] == "success"
 
 
 def ticks_stop(path: Path, within: float) -> None:
@@ -162,4 +163,4 @@ def test_no_process_a_flow_started_outlives_a_conductor_killed_with_9(tmp_path, 
     proc.wait()
     ticks_stop(ticks, 2.0)
     wait_for(lambda: not tagged_pids(tag), 2, "every process of the conductor to exit")
-    assert not state.read_record(root / "runs/act/A")
+    assert not records.read_record(root / "runs/act/A")

@@ -19,9 +19,9 @@ from pathlib import Path
 
 import pytest
 
-from ductaflow import state
-from ductaflow.engine import NOTEBOOK_CAP_CHARS
-from ductaflow.outputs import OUTPUT_CAP_BYTES
+from ductaflow.execution.papermill_engine import NOTEBOOK_CAP_CHARS
+from ductaflow.run_folder import records
+from ductaflow.run_folder.files import OUTPUT_CAP_BYTES
 
 from .test_faults_common import (
     conduct_cli,
@@ -59,7 +59,7 @@ def results_by_key(root: Path) -> dict[str, dict[str, str]]:
 
 
 def done(root: Path, key: str) -> bool:
-    return state.read_record(root / "runs" / key) is not None
+    return records.read_record(root / "runs" / key) is not None
 
 
 def footer(path: Path) -> str:
@@ -162,7 +162,7 @@ def start_and_wait_for_two_running(root: Path, tag: str):
 
 def assert_resumes_a_and_b(root: Path, tag: str) -> None:
     for key in ("act/A", "act/B"):
-        assert state.is_started(root / "runs" / key) and not done(root, key)
+        assert records.is_started(root / "runs" / key) and not done(root, key)
     assert ended(root) == []
     (root / "ran.log").unlink()
     rerun = conduct_cli(root, *tables(root), "--mode", "script", "--no-wait",
@@ -297,7 +297,7 @@ def check_endings(root: Path, elapsed: float, timeout: float) -> None:
         last = footer(folder / "act_execution_output.txt")
         assert last.startswith("✅ Completed act" if status == "success" else "❌ Failed act"), \
             (name, last)
-        record = state.read_record(folder)
+        record = records.read_record(folder)
         assert record is not None and record["status"] == status, name
         assert (folder / "act_config.json").is_file() and (folder / "half.txt").is_file()
     assert elapsed < timeout + 25, "the timeout is per instance, and it was not kept"
@@ -469,12 +469,12 @@ def test_retries_rerun_a_flaky_instance_and_record_every_attempt(tmp_path, tag):
                         env=environment(root, tag))
     assert done_.returncode == 0, done_.stdout + done_.stderr
     assert sorted(started(root)) == ["flaky", "flaky", "steady"]
-    record = state.read_record(root / "runs/act/flaky")
+    record = records.read_record(root / "runs/act/flaky")
     attempts = record["attempts"]
     assert [a["status"] for a in attempts] == ["error", "success"]
     assert "RuntimeError: flaky" in attempts[0]["error"]
     assert record["status"] == "success"
-    assert len(state.read_record(root / "runs/act/steady")["attempts"]) == 1
+    assert len(records.read_record(root / "runs/act/steady")["attempts"]) == 1
     assert results_by_key(root)["act/flaky"]["action"] == "ran"
     assert json.loads(json.dumps(attempts))  # plain JSON, one entry per attempt
     again = conduct_cli(root, *tables(root), "--mode", "script", "--retries", "2",

@@ -24,10 +24,10 @@ from pathlib import Path
 
 import pytest
 
-from ductaflow import state
-from ductaflow.inspect import rebuild_report, status_rows
-from ductaflow.plan import plan
-from ductaflow.results import COLUMNS, REPORT_HTML, RESULTS_CSV, RESULTS_XLSX
+from ductaflow.planning.planner import plan
+from ductaflow.reporting.inventory import rebuild_report, status_rows
+from ductaflow.reporting.results_files import COLUMNS, REPORT_HTML, RESULTS_CSV, RESULTS_XLSX
+from ductaflow.run_folder import records
 
 from .conftest import run_cli
 from .test_faults_common import (
@@ -88,10 +88,10 @@ def test_disk_full_while_writing_a_record_leaves_the_instance_not_done(
     assert "Traceback" not in full.stdout + full.stderr
     assert "File too large" in full.stdout
     folder = root / "runs/act/lim"
-    assert state.read_record(folder) is None and not state.has_record_file(folder)
-    assert state.is_started(folder)
+    assert records.read_record(folder) is None and not records.has_record_file(folder)
+    assert records.is_started(folder)
     assert leftovers(root / "runs") == []
-    assert state.read_record(root / "runs/act/ok") is not None  # the others intact
+    assert records.read_record(root / "runs/act/ok") is not None  # the others intact
     with open(root / "runs" / RESULTS_CSV, encoding="utf-8") as handle:
         rows = {r["instance"]: r for r in csv.DictReader(handle)}
     assert rows["lim"]["action"] == "failed" and "File too large" in rows["lim"]["error"]
@@ -130,7 +130,7 @@ def test_disk_full_while_writing_the_report_keeps_the_previous_one_intact(
     for name, data in before.items():
         assert (runs / name).read_bytes() == data, f"{name} changed or is half written"
     assert leftovers(runs) == []
-    assert state.read_record(runs / "act/ok")["status"] == "warning"  # the run itself counted
+    assert records.read_record(runs / "act/ok")["status"] == "warning"  # the run itself counted
     assert decisions(root) == {"act/ok": "skip", "act/lim": "skip"}
     again = conduct_cli(root, *tables(root), "--mode", "script")
     assert again.returncode == 0 and (runs / REPORT_HTML).read_bytes() != before[REPORT_HTML]
@@ -154,7 +154,7 @@ GARBAGE = [
 def mutations(record: dict) -> list[bytes]:
     """The record with one field at a time made the wrong type, removed or odd."""
     found = []
-    for key in state.REQUIRED_KEYS:
+    for key in records.REQUIRED_KEYS:
         for value in (None, "x", 1, 1.5, [], {}, True):
             found.append(json.dumps({**record, key: value}).encode())
         found.append(json.dumps({k: v for k, v in record.items() if k != key}).encode())
@@ -185,7 +185,7 @@ def ran(ran_once, tmp_path):
 
 
 def test_a_record_truncated_at_every_length_or_garbled_is_not_done(ran):
-    path = ran / "runs/act/A" / state.RECORD
+    path = ran / "runs/act/A" / records.RECORD
     whole = path.read_bytes()
     valid = len(whole.rstrip())
     variants = [whole[:n] for n in range(valid)] + GARBAGE
@@ -198,7 +198,7 @@ def test_a_record_truncated_at_every_length_or_garbled_is_not_done(ran):
     for data in mutations(json.loads(whole)):  # well-formed JSON, fields of any type
         path.write_bytes(data)
         found = decisions(ran)
-        if state.parse_record(data) is None:
+        if records.parse_record(data) is None:
             assert found == not_done, data[:80]
     path.write_bytes(whole)
     assert decisions(ran)["act/A"] == "skip"
@@ -206,11 +206,11 @@ def test_a_record_truncated_at_every_length_or_garbled_is_not_done(ran):
 
 def test_a_started_marker_at_every_length_or_garbled_is_not_done(ran):
     folder = ran / "runs/act/B"
-    whole = json.dumps({"version": 1, "started_at": state.utc_now(), "pid": 1,
+    whole = json.dumps({"version": 1, "started_at": records.utc_now(), "pid": 1,
                         "stage": "act", "instance": "B"}, indent=1).encode()
-    (folder / state.RECORD).unlink()
+    (folder / records.RECORD).unlink()
     for data in [whole[:n] for n in range(len(whole) + 1)] + GARBAGE:
-        (folder / state.STARTED).write_bytes(data)
+        (folder / records.STARTED).write_bytes(data)
         assert decisions(ran)["act/B"] == "last run incomplete", data[:80]
 
 
@@ -223,7 +223,7 @@ def test_a_build_manifest_at_every_length_or_garbled_breaks_nothing(ran):
     whole = ("\n".join(lines) + "\n").encode()
     runs = ran / "runs"
     for data in [whole[:n] for n in range(0, len(whole) + 1, 7)] + GARBAGE:
-        (folder / state.FLOWS_MANIFEST).write_bytes(data)
+        (folder / records.FLOWS_MANIFEST).write_bytes(data)
         assert decisions(ran)["act/A"] == "skip"
         assert {r.key: r.status for r in status_rows(runs)}["act/A"] == "success"
         rebuild_report(runs)
@@ -243,11 +243,11 @@ def test_a_real_conduct_over_every_kind_of_corrupt_bookkeeping(ran):
     """One conduct in script mode over all corruptions at once: it neither crashes nor
     trusts a damaged record; `status` and `report` read the same folder."""
     runs = ran / "runs"
-    record = (runs / "act/A" / state.RECORD).read_bytes()
-    (runs / "act/A" / state.RECORD).write_bytes(record[: len(record) // 2])
-    (runs / "act/B" / state.STARTED).write_bytes(b"\x00garbage")  # beside a valid record
-    (runs / "act/B" / state.FLOWS_MANIFEST).write_bytes(b'{"flow": \n\xff\n[]\n')
-    (runs / "next/A" / state.RECORD).write_bytes(b"\xff" * 1000)
+    record = (runs / "act/A" / records.RECORD).read_bytes()
+    (runs / "act/A" / records.RECORD).write_bytes(record[: len(record) // 2])
+    (runs / "act/B" / records.STARTED).write_bytes(b"\x00garbage")  # beside a valid record
+    (runs / "act/B" / records.FLOWS_MANIFEST).write_bytes(b'{"flow": \n\xff\n[]\n')
+    (runs / "next/A" / records.RECORD).write_bytes(b"\xff" * 1000)
     (runs / RESULTS_CSV).write_bytes(b'"\x00' * 1000)
     (runs / ".conductor.lock").write_bytes(os.urandom(4096))
     (runs / REPORT_HTML).write_bytes(b"<html")
@@ -274,14 +274,14 @@ def test_a_half_written_output_is_never_accepted_whatever_the_user_runs_next(tmp
     tag = os.urandom(8).hex()
     proc = start_conduct(root, *tables(root), "--mode", "script", env=environment(root, tag))
     folder = root / "runs/prep/B"
-    wait_for(lambda: (folder / "half.txt").exists() and state.read_record(root / "runs/prep/A"),
+    wait_for(lambda: (folder / "half.txt").exists() and records.read_record(root / "runs/prep/A"),
              60, "prep/B to be half way")
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
     wait_for(lambda: not tagged_pids(tag), 5, "the flows to exit")
 
     def still_not_done(after: str) -> None:
-        assert state.read_record(folder) is None, after
+        assert records.read_record(folder) is None, after
         assert decisions(root)["prep/B"] == "last run incomplete", after
 
     dry = conduct_cli(root, *tables(root), "--mode", "script", "--dry-run")
@@ -307,7 +307,7 @@ def test_a_half_written_output_is_never_accepted_whatever_the_user_runs_next(tmp
     last = conduct_cli(root, *tables(root), "--mode", "script", "--select", "model/B",
                        env=environment(root, tag, DF_FAST="1"))
     assert last.returncode == 0, last.stdout + last.stderr
-    assert state.read_record(folder)["status"] == "success"
+    assert records.read_record(folder)["status"] == "success"
     assert decisions(root) == {"prep/A": "skip", "prep/B": "skip", "model/B": "skip"}
 
 
@@ -358,7 +358,7 @@ def test_results_report_and_records_have_the_permissions_of_any_new_file(ran):
     ordinary.write_text("x", encoding="utf-8")
     expected = stat.S_IMODE(ordinary.stat().st_mode)
     for path in (runs / REPORT_HTML, runs / RESULTS_CSV, runs / RESULTS_XLSX,
-                 runs / "act/A" / state.RECORD):
+                 runs / "act/A" / records.RECORD):
         assert stat.S_IMODE(path.stat().st_mode) == expected, path.name
 
 

@@ -19,7 +19,7 @@ import openpyxl
 import pandas as pd
 import pytest
 
-from ductaflow.cli import main
+from ductaflow.cli.commands import main
 from ductaflow.conductor import conduct
 from ductaflow.errors import DuctaflowError
 

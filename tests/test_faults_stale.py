@@ -31,10 +31,10 @@ from pathlib import Path
 
 import pytest
 
-from ductaflow import plancache
 from ductaflow.conductor import conduct
 from ductaflow.model import Action
-from ductaflow.plan import plan
+from ductaflow.planning import plan_cache
+from ductaflow.planning.planner import plan
 
 DATA = Path(__file__).parent / "data"
 STEPS = int(os.environ.get("DF_WALK_STEPS", "200"))
@@ -281,10 +281,10 @@ def fast_folder(tmp_path):
 def test_a_random_walk_of_edits_never_leaves_anything_stale(fast_folder, monkeypatch):
     """Also walks the plan cache: trusted at once here (steps are far apart compared
     to a timestamp tick), it serves every conduct that follows a no-op."""
-    monkeypatch.setattr(plancache, "SETTLE_S", 0.0)
+    monkeypatch.setattr(plan_cache, "SETTLE_S", 0.0)
     hits = []
-    load = plancache.load
-    monkeypatch.setattr(plancache, "load", lambda key: hits.append(load(key)) or hits[-1])
+    load = plan_cache.load
+    monkeypatch.setattr(plan_cache, "load", lambda key: hits.append(load(key)) or hits[-1])
     rng = random.Random(SEED)
     root = fast_folder / "project"
     world = World(root, rng)

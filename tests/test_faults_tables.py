@@ -1,6 +1,6 @@
 """Bad scenario tables: exit 2, one line naming file/sheet/row/column, nothing on disk changed.
 
-Every case runs the real command line (``ductaflow.cli.main``, in-process for speed; a
+Every case runs the real command line (``ductaflow.cli.commands.main``, in-process for speed; a
 few in a subprocess) in a project that already ran once, and compares the whole
 project tree (paths, sizes, mtimes) before and after. Cells that look odd but are
 valid (dates, booleans, ``00123``, an integer column with a blank, ``NA``) must reach
@@ -26,10 +26,10 @@ from pathlib import Path
 import openpyxl
 import pytest
 
-from ductaflow.cli import main
+from ductaflow.cli.commands import main
 from ductaflow.errors import TableError
-from ductaflow.plan import plan
-from ductaflow.table import read_tables
+from ductaflow.planning.planner import plan
+from ductaflow.tables.reading import read_tables
 
 from .conftest import REPO, run_cli
 from .test_faults_common import conduct_cli, make_project, one_line_error, snapshot

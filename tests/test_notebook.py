@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from ductaflow.errors import FlowError, FlowTimeoutError, KernelDiedError
-from ductaflow.notebook import run_notebook
-from ductaflow.script import run_script
+from ductaflow.execution.notebook import run_notebook
+from ductaflow.execution.script import run_script
 
 from .conftest import add_flow, run_cli
 
@@ -130,7 +130,7 @@ print("left everything open")
 @pytest.mark.parametrize("warm", [False, True], ids=["cold", "warm"])
 def test_files_a_flow_leaves_open_reach_disk(project: Path, monkeypatch, warm: bool) -> None:
     """A kernel ends quicker than Python's own exit; what the flow wrote still lands."""
-    from ductaflow.kernels import ENV_KERNEL_SERVER, KernelServer, warm_supported
+    from ductaflow.execution.kernels import ENV_KERNEL_SERVER, KernelServer, warm_supported
 
     if warm and not warm_supported():
         pytest.skip("warm kernels need Linux")

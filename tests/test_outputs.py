@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ductaflow.outputs import OutputWriter, footer_line
+from ductaflow.run_folder.files import OutputWriter, footer_line
 
 
 def written(path: Path) -> bytes:

@@ -18,10 +18,17 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ductaflow import state
 from ductaflow.errors import PlanError, TableError, TemplateError, UsageError
 from ductaflow.model import Row, Table
-from ductaflow.plan import Plan, build_instances, decide, format_plan, name_problem, plan
+from ductaflow.planning.planner import (
+    Plan,
+    build_instances,
+    decide,
+    format_plan,
+    name_problem,
+    plan,
+)
+from ductaflow.run_folder import records
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -77,17 +84,17 @@ def _finish(p: Plan, status: str = "success", only: set[str] | None = None) -> N
         if only is not None and inst.key not in only:
             continue
         folder = p.runs_dir / inst.run_dir
-        state.write_started(folder, {})
+        records.write_started(folder, {})
         for ref in referenced:
             if ref.startswith(inst.run_dir + "/"):
                 _write(p.runs_dir / ref, "x\n")
-        state.write_record(folder, state.new_record(
+        records.write_record(folder, records.new_record(
             stage=inst.stage, instance=inst.name, flow=inst.flow,
             config={**inst.config, "_project_root": str(p.project_root)},
-            code=state.code_fingerprint(p.project_root, [inst.flow]),
-            inputs=state.input_fingerprints(p.project_root, inst.inputs),
-            upstream=state.upstream_run_ids(p.runs_dir, inst.depends_on),
-            status=status, started_at=state.utc_now(), ended_at=state.utc_now(),
+            code=records.code_fingerprint(p.project_root, [inst.flow]),
+            inputs=records.input_fingerprints(p.project_root, inst.inputs),
+            upstream=records.upstream_run_ids(p.runs_dir, inst.depends_on),
+            status=status, started_at=records.utc_now(), ended_at=records.utc_now(),
             duration_s=0.1,
         ))
 
@@ -371,7 +378,7 @@ def test_a_plan_keeps_the_last_runs_it_read(root: Path) -> None:
     again = plan(_pipeline(), project_root=root)
     assert set(again.last_runs) == set(UP_TO_DATE)
     last = again.last_runs["model/east"]
-    record = state.read_record(root / "runs/model/east")
+    record = records.read_record(root / "runs/model/east")
     assert (last.run_id, last.status, last.duration_s, last.started_at, last.ended_at) == (
         record["run_id"], "success", 0.1, record["started_at"], record["ended_at"])
 
@@ -430,9 +437,9 @@ def test_code_change_of_a_flow_a_build_ran(root: Path) -> None:
     first = plan(table, project_root=root)
     _finish(first)
     folder = first.runs_dir / "all" / "x"
-    record = state.read_record(folder)
-    record["code"].update(state.code_fingerprint(root, ["flows/step.py"]))
-    state.write_record(folder, record)
+    record = records.read_record(folder)
+    record["code"].update(records.code_fingerprint(root, ["flows/step.py"]))
+    records.write_record(folder, record)
     assert _reasons(plan(table, project_root=root)) == {"all/x": "up to date"}
     (root / "flows" / "step.py").write_text("changed\n", encoding="utf-8")
     assert _reasons(plan(table, project_root=root)) == {"all/x": "code changed: flows/step.py"}
@@ -475,7 +482,7 @@ def test_last_run_failed_and_incomplete(root: Path) -> None:
     first = plan(_pipeline(), project_root=root)
     _finish(first, only={"prep/north", "prep/east", "model/east", "report/all"})
     _finish(first, status="error", only={"model/north"})
-    state.write_started(first.runs_dir / "prep" / "east", {})
+    records.write_started(first.runs_dir / "prep" / "east", {})
     again = plan(_pipeline(north={"growth": 0.05}), project_root=root)
     assert _reasons(again) == {
         "prep/north": "config changed: growth 0.02 -> 0.05",
@@ -488,7 +495,7 @@ def test_last_run_failed_and_incomplete(root: Path) -> None:
 
 def test_corrupt_record_reads_as_incomplete(root: Path) -> None:
     first = _ran(root)
-    (first.runs_dir / "report" / "all" / state.RECORD).write_text("{", encoding="utf-8")
+    (first.runs_dir / "report" / "all" / records.RECORD).write_text("{", encoding="utf-8")
     assert _reasons(plan(_pipeline(), project_root=root))["report/all"] == "last run incomplete"
 
 
@@ -555,7 +562,8 @@ def test_plan_resolves_folders_and_keeps_table_order(root: Path, monkeypatch) ->
 
 
 def test_importing_the_planner_does_not_import_heavy_libraries() -> None:
-    code = ("import sys, ductaflow.plan; heavy = {'pandas', 'papermill', 'nbconvert', 'rich', "
+    code = ("import sys, ductaflow.planning.planner; "
+            "heavy = {'pandas', 'papermill', 'nbconvert', 'rich', "
             "'dask', 'openpyxl'} & set(sys.modules); print(sorted(heavy))")
     result = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True,
                             text=True, check=True)
@@ -581,7 +589,7 @@ def test_decide_is_what_plan_decides(root: Path) -> None:
 
 
 def test_base_config_sits_in_a_config_folder_beside_the_flows_folder() -> None:
-    from ductaflow.plan import base_config_path
+    from ductaflow.planning.planner import base_config_path
 
     assert base_config_path("flows/x.py") == "config/flows/x.json"
     assert base_config_path("builds/y.py") == "config/builds/y.json"
@@ -600,7 +608,7 @@ _CONFIGS = st.recursive(_SCALARS, lambda inner: st.one_of(
 @settings(max_examples=400, deadline=None)
 @given(_CONFIGS, _CONFIGS, st.booleans())
 def test_configs_compare_as_their_canonical_form(now: Any, other: Any, saved_is_now: bool):
-    from ductaflow.plan import _same, _same_canonical
+    from ductaflow.planning.planner import _same, _same_canonical
 
-    saved = json.loads(json.dumps(state.canonical(now if saved_is_now else other)))
-    assert _same_canonical(now, saved) == _same(state.canonical(now), saved)
+    saved = json.loads(json.dumps(records.canonical(now if saved_is_now else other)))
+    assert _same_canonical(now, saved) == _same(records.canonical(now), saved)

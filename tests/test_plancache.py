@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from ductaflow import plancache
-from ductaflow.plan import planned
+from ductaflow.planning import plan_cache
+from ductaflow.planning.planner import planned
 
 from .test_plan import _finish, _write
 
@@ -41,7 +41,7 @@ def root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     # ductaflow's own planning modules are signed too; a stand-in keeps the tests
     # independent of when the package's files were last edited.
     _write(root / "planning_code.py", "# stand-in\n")
-    monkeypatch.setattr(plancache, "code_files", lambda: (str(root / "planning_code.py"),))
+    monkeypatch.setattr(plan_cache, "code_files", lambda: (str(root / "planning_code.py"),))
     _finish(fresh(root)[0])
     age(root)
     return root
@@ -52,7 +52,7 @@ def fresh(root: Path):
 
 
 def key(root: Path):
-    return plancache.cache_key(TABLES, root, None, None, None)
+    return plan_cache.cache_key(TABLES, root, None, None, None)
 
 
 def age(root: Path, seconds: float = 60) -> None:
@@ -68,13 +68,13 @@ def age(root: Path, seconds: float = 60) -> None:
 def cached(root: Path):
     the_plan, read = fresh(root)
     assert not the_plan.to_run
-    assert plancache.save(key(root), the_plan, read)
+    assert plan_cache.save(key(root), the_plan, read)
     return the_plan
 
 
 def test_a_no_op_plan_is_cached_and_comes_back_equal(root: Path) -> None:
     the_plan = cached(root)
-    again = plancache.load(key(root)).plan
+    again = plan_cache.load(key(root)).plan
     assert again == the_plan
     assert [d.instance.row for d in again.decisions] == [d.instance.row for d in
                                                           the_plan.decisions]
@@ -113,7 +113,7 @@ def _copy(path: Path) -> Path:
 def test_any_change_to_what_the_plan_read_means_planning_again(root: Path, change: str) -> None:
     cached(root)
     CHANGES[change](root)
-    assert plancache.load(key(root)) is None
+    assert plan_cache.load(key(root)) is None
 
 
 def test_a_change_to_the_planning_code_means_planning_again(root: Path,
@@ -122,24 +122,24 @@ def test_a_change_to_the_planning_code_means_planning_again(root: Path,
     stand_in = root / "plan.py"
     _write(stand_in, "# ductaflow's planner\n")
     age(root)
-    monkeypatch.setattr(plancache, "code_files", lambda: (str(stand_in),))
+    monkeypatch.setattr(plan_cache, "code_files", lambda: (str(stand_in),))
     cached(root)
-    assert plancache.load(key(root)) is not None
+    assert plan_cache.load(key(root)) is not None
     stand_in.write_text("# ductaflow's planner, upgraded\n", encoding="utf-8")
-    assert plancache.load(key(root)) is None
+    assert plan_cache.load(key(root)) is None
 
 
 _PLAN_AND_CACHE = """
 import sys
-from ductaflow import plancache
-from ductaflow.plan import planned
+from ductaflow.planning import plan_cache
+from ductaflow.planning.planner import planned
 tables, root = sys.argv[2:4], sys.argv[4]
-key = plancache.cache_key(tables, root, None, None, None)
+key = plan_cache.cache_key(tables, root, None, None, None)
 if sys.argv[1] == "save":
     the_plan, read = planned(tables, project_root=root)
-    print(plancache.save(key, the_plan, read))
+    print(plan_cache.save(key, the_plan, read))
 else:
-    print(plancache.load(key) is not None)
+    print(plan_cache.load(key) is not None)
 """
 
 
@@ -149,7 +149,7 @@ def test_an_edit_of_ductaflows_own_planning_code_means_planning_again(
     as an upgrade would edit it. The signed files come from the modules loaded, so
     this holds wherever the planning code lives."""
     import ductaflow
-    from ductaflow.plan import planned as real_planned
+    from ductaflow.planning.planner import planned as real_planned
 
     site = tmp_path / "site"
     shutil.copytree(Path(ductaflow.__file__).parent, site / "ductaflow",
@@ -174,9 +174,9 @@ def test_an_edit_of_ductaflows_own_planning_code_means_planning_again(
 
 def test_another_table_list_or_selection_does_not_use_the_cache(root: Path) -> None:
     cached(root)
-    assert plancache.load(plancache.cache_key(TABLES[:1], root, None, None, None)) is None
-    assert plancache.load(plancache.cache_key(TABLES, root, None, None, ["prep/*"])) is None
-    assert plancache.load(plancache.cache_key(TABLES, root, None, "prep", None)) is None
+    assert plan_cache.load(plan_cache.cache_key(TABLES[:1], root, None, None, None)) is None
+    assert plan_cache.load(plan_cache.cache_key(TABLES, root, None, None, ["prep/*"])) is None
+    assert plan_cache.load(plan_cache.cache_key(TABLES, root, None, "prep", None)) is None
 
 
 def test_files_changed_moments_ago_are_not_trusted(root: Path) -> None:
@@ -185,8 +185,8 @@ def test_files_changed_moments_ago_are_not_trusted(root: Path) -> None:
     (root / "flows/model.py").write_text("print('hi')\n", encoding="utf-8")  # same text
     the_plan, read = fresh(root)
     assert not the_plan.to_run
-    assert not plancache.save(key(root), the_plan, read)
-    assert plancache.load(key(root)) is None
+    assert not plan_cache.save(key(root), the_plan, read)
+    assert plan_cache.load(key(root)) is None
 
 
 def test_a_plan_that_runs_something_is_never_cached(root: Path) -> None:
@@ -194,23 +194,23 @@ def test_a_plan_that_runs_something_is_never_cached(root: Path) -> None:
     age(root)
     the_plan, read = fresh(root)
     assert the_plan.to_run
-    assert not plancache.save(key(root), the_plan, read)
+    assert not plan_cache.save(key(root), the_plan, read)
 
 
 def test_a_damaged_cache_is_ignored(root: Path) -> None:
     cached(root)
-    path = root / "runs" / plancache.CACHE_NAME
+    path = root / "runs" / plan_cache.CACHE_NAME
     data = path.read_bytes()
     for cut in range(0, len(data), max(1, len(data) // 40)):
         path.write_bytes(data[:cut])
-        assert plancache.load(key(root)) is None
+        assert plan_cache.load(key(root)) is None
     path.write_bytes(b'{"key": 1, "files": [], "plan": null}')
-    assert plancache.load(key(root)) is None
+    assert plan_cache.load(key(root)) is None
     path.write_bytes(data.replace(b'"decisions":[', b'"decisions":[7,'))
-    assert plancache.load(key(root)) is None
+    assert plan_cache.load(key(root)) is None
 
 
 def test_dataframe_tables_are_never_cached(root: Path) -> None:
     pandas = pytest.importorskip("pandas")
-    assert plancache.cache_key(pandas.DataFrame({"instance": ["a"]}), root, None, "x",
+    assert plan_cache.cache_key(pandas.DataFrame({"instance": ["a"]}), root, None, "x",
                                None) is None

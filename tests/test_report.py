@@ -17,11 +17,11 @@ from urllib.parse import unquote
 
 import pytest
 
-from ductaflow import provenance, state
-from ductaflow.inspect import read_results_csv, rebuild_report
 from ductaflow.model import Action, Decision, Instance, Row, RunResult, Status
-from ductaflow.report import generate_status_report, timeline
-from ductaflow.results import REPORT_HTML, RESULTS_CSV, RESULTS_XLSX, write_results
+from ductaflow.reporting.html_report import generate_status_report, timeline
+from ductaflow.reporting.inventory import read_results_csv, rebuild_report
+from ductaflow.reporting.results_files import REPORT_HTML, RESULTS_CSV, RESULTS_XLSX, write_results
+from ductaflow.run_folder import provenance, records
 
 XSS = "<img src=x onerror=alert(1)>"
 OK = "✅ Completed {} | Time: 1.00s"
@@ -43,7 +43,7 @@ def flow_files(folder: Path, stem: str, lines: list[str], *, html: bool = False)
 
 
 def record(folder: Path, result: RunResult, **extras: object) -> None:
-    state.write_record(folder, state.new_record(
+    records.write_record(folder, records.new_record(
         stage=result.stage, instance=result.instance, flow=result.flow, config={}, code={},
         inputs={}, upstream={}, status=result.status.value if result.status else "error",
         started_at=result.started_at or at(0), ended_at=result.ended_at or at(1),
@@ -98,7 +98,7 @@ def make_runs(root: Path) -> tuple[Path, list[RunResult]]:
     flow_files(build / "runs" / "summarise", "summarise", ["summed", OK.format("summarise")])
     flow_files(build / "runs" / "chart", "chart", ["⚠ axis clipped", OK.format("chart")])
     for step in ("summarise", "chart"):
-        state.append_flows_manifest(build, {
+        records.append_flows_manifest(build, {
             "flow": f"flows/{step}.py", "execution_dir": f"runs/{step}", "status": "done",
             "output_file": f"runs/{step}/{step}_execution_output.txt"})
     stale = result("prep", "old", Action.RAN, Status.ERROR, 0, 1.0, "flows/prep.py")
@@ -329,13 +329,13 @@ def test_rebuild_report_without_results_lists_what_is_on_disk(tmp_path: Path) ->
 
 def test_a_locked_results_file_does_not_stop_the_conduct(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
-    import ductaflow.results
+    import ductaflow.reporting.results_files
 
     def locked(path: Path, *args: object) -> None:
         raise PermissionError(13, "in use by another process", str(path))
 
     runs, results = make_runs(tmp_path)
-    monkeypatch.setattr(ductaflow.results, "write_workbook", locked)
+    monkeypatch.setattr(ductaflow.reporting.results_files, "write_workbook", locked)
     write_results(results, fake_plan(tmp_path, runs, results), running=False, started_at=0.0)
     assert (runs / REPORT_HTML).is_file() and not (runs / RESULTS_XLSX).exists()
     assert "could not write" in caplog.text and RESULTS_XLSX in caplog.text

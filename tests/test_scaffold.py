@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from ductaflow.scaffold import flow_files, init, new
+from ductaflow.cli.scaffold import flow_files, init, new
 
 from .conftest import run_cli
 

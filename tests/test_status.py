@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from ductaflow import provenance, state
-from ductaflow.inspect import NOT_IN_LAST_CONDUCT, status_rows
 from ductaflow.model import Status
-from ductaflow.status import analyze_execution_logs, is_warning_line, scan_output, worst
+from ductaflow.reporting.inventory import NOT_IN_LAST_CONDUCT, status_rows
+from ductaflow.run_folder import provenance, records
+from ductaflow.run_folder.lights import analyze_execution_logs, is_warning_line, scan_output, worst
 
 OK = "✅ Completed flow | Time: 1.00s"
 FAILED = "❌ Failed flow | Time: 0.50s | ValueError: bad"
@@ -82,7 +82,7 @@ def make_build(folder: Path, *children: tuple[str, str, list[str]]) -> Path:
     write_output(folder, "building", OK, stem="build")
     for where, status, lines in children:
         write_output(folder / where, *lines, stem=where.rsplit("/", 1)[-1])
-        state.append_flows_manifest(folder, {
+        records.append_flows_manifest(folder, {
             "flow": f"flows/{where.rsplit('/', 1)[-1]}.py", "execution_dir": where,
             "status": status, "output_file": f"{where}/{where.rsplit('/', 1)[-1]}"
                                               "_execution_output.txt"})
@@ -175,7 +175,7 @@ def test_parse_git_status() -> None:
 def write_record(folder: Path, status: str, **extras: object) -> None:
     stage, name = folder.parent.name, folder.name
     write_output(folder, "done", OK if status != "error" else FAILED, stem="flow")
-    state.write_record(folder, state.new_record(
+    records.write_record(folder, records.new_record(
         stage=stage, instance=name, flow="flows/flow.py", config={}, code={}, inputs={},
         upstream={}, status=status, started_at="2030-01-01T10:00:00.000+00:00",
         ended_at="2030-01-01T10:00:02.000+00:00", duration_s=2.0, **extras))
@@ -186,7 +186,7 @@ def test_status_rows_find_every_instance_on_disk(tmp_path: Path) -> None:
     write_record(runs / "prep" / "a", "success")
     write_record(runs / "prep" / "b", "error", error="ValueError: bad")
     write_output(runs / "prep" / "c", "Warning: no record", OK)  # no record: from its logs
-    state.write_started(runs / "model" / "k", {"flow": "flows/model.py"})  # killed
+    records.write_started(runs / "model" / "k", {"flow": "flows/model.py"})  # killed
     (runs / "model" / "not-an-instance").mkdir(parents=True)
     (runs / "conductor_results.csv").write_text(
         "stage,instance,action,status\nprep,a,ran,success\nprep,b,failed,error\n"
@@ -223,5 +223,5 @@ def test_status_rows_of_a_missing_folder_is_a_usage_error(tmp_path: Path) -> Non
 def test_records_keep_free_form_provenance(tmp_path: Path) -> None:
     folder = tmp_path / "prep" / "a"
     write_record(folder, "success", provenance=provenance.collect(tmp_path))
-    record = json.loads((folder / state.RECORD).read_text(encoding="utf-8"))
+    record = json.loads((folder / records.RECORD).read_text(encoding="utf-8"))
     assert record["provenance"]["python"]

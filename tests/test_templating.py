@@ -7,7 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from ductaflow.errors import TableError, TemplateError
-from ductaflow.templating import MAX_WIDTH, fields, render, render_value
+from ductaflow.tables.templating import MAX_WIDTH, fields, render, render_value
 
 BRACES = "{}"
 

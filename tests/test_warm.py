@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from ductaflow.conductor import conduct
-from ductaflow.kernels import ENV_KERNEL_SERVER, KernelServer, warm_supported
+from ductaflow.execution.kernels import ENV_KERNEL_SERVER, KernelServer, warm_supported
+from ductaflow.execution.notebook import run_notebook
 from ductaflow.model import Action, Status
-from ductaflow.notebook import run_notebook
 
 pytestmark = [pytest.mark.kernel,
               pytest.mark.skipif(not warm_supported(), reason="warm kernels need Linux")]

@@ -45,7 +45,7 @@ def conduct_from_cli(args: argparse.Namespace) -> int:
 
 
 def _dry_run(args: argparse.Namespace, tables: list[str]) -> int:
-    from ductaflow.plan import plan
+    from ductaflow.planning.planner import plan
 
     the_plan = plan(tables, project_root=args.project_root, runs_dir=args.runs_dir,
                     force=args.force, select=args.select)
@@ -155,7 +155,7 @@ class ConductView:
                              if parts else "")
 
     def _first_warning(self, result: RunResult) -> str:
-        from ductaflow.status import is_warning_line
+        from ductaflow.run_folder.lights import is_warning_line
 
         try:
             with open(self._output(result), encoding="utf-8", errors="replace") as handle:
@@ -230,7 +230,7 @@ def status_from_cli(runs_dir: Path) -> int:
 
     from rich.table import Table
 
-    from ductaflow.inspect import status_rows
+    from ductaflow.reporting.inventory import status_rows
 
     rows = status_rows(runs_dir)
     table = Table(box=None, pad_edge=False, header_style="bold")

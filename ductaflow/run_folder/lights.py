@@ -12,9 +12,9 @@ import os
 from collections.abc import Iterable
 from pathlib import Path
 
-from ductaflow import state
 from ductaflow.model import Status
-from ductaflow.outputs import is_footer
+from ductaflow.run_folder import records
+from ductaflow.run_folder.files import is_footer
 
 OUTPUT_SUFFIX = "_execution_output.txt"
 WARNING_WIDTH = 15
@@ -90,7 +90,7 @@ def output_files(run_dir: Path) -> list[Path]:
 
 def flow_statuses(run_dir: Path) -> list[Status]:
     """The lights of every flow a build ran, from its manifest, else from its sub-folders."""
-    manifest = state.read_flows_manifest(run_dir)
+    manifest = records.read_flows_manifest(run_dir)
     if not manifest:
         own = set(own_outputs(run_dir))
         return [scan_output(f) for f in output_files(run_dir) if f not in own]

@@ -20,14 +20,14 @@ from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
 from typing import Any, Protocol
 
-from ductaflow import procs
-from ductaflow.execute import ExecOptions, execute_instance
+from ductaflow.execution import processes
+from ductaflow.execution.instance import ExecOptions, execute_instance
 from ductaflow.model import Action, Instance, RunResult, Status
 
 #: Extra seconds a worker gets past ``--timeout`` before the conductor kills it; the
 #: engine's own timeout normally ends the flow first and records it properly.
 KILL_GRACE_S = 30.0
-_PRELOAD = ["ductaflow.execute", "ductaflow.warmup"]
+_PRELOAD = ["ductaflow.execution.instance", "ductaflow.execution.warmup"]
 
 
 class Executor(Protocol):
@@ -185,7 +185,7 @@ def _worker_main(results: Connection, lifeline: Connection, instance: Instance, 
 
 
 def _stop_now(signum: int, frame: Any) -> None:
-    procs.kill_all()
+    processes.kill_all()
     os._exit(143)
 
 
@@ -194,7 +194,7 @@ def _die_with_conductor(lifeline: Connection) -> None:
         lifeline.recv()
     except (EOFError, OSError):
         pass
-    procs.kill_all()
+    processes.kill_all()
     os._exit(70)
 
 

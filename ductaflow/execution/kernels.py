@@ -32,7 +32,7 @@ from pathlib import Path
 from queue import Empty
 from typing import Any
 
-from ductaflow import procs
+from ductaflow.execution import processes
 
 ENV_KERNEL_SERVER = "DUCTAFLOW_KERNEL_SERVER"
 #: IPython's history in memory: batch kernels have no use for a shared history.sqlite,
@@ -58,7 +58,7 @@ def kernel_manager_class(socket_dir: str | None, kernel_log: Path) -> type:
     from traitlets import DottedObjectName, default
 
     class QuietKernelManager(AsyncKernelManager):
-        client_class = DottedObjectName("ductaflow.kernels.FastKernelClient")
+        client_class = DottedObjectName("ductaflow.execution.kernels.FastKernelClient")
 
         @default("client_factory")
         def _fast_client(self) -> type:
@@ -89,7 +89,7 @@ def kernel_manager_class(socket_dir: str | None, kernel_log: Path) -> type:
                 sink.close()
             self._process = getattr(self.provisioner, "process", None)
             if self._process is not None:
-                procs.register(self._process)
+                processes.register(self._process)
 
         def format_kernel_cmd(self, extra_arguments: list[str] | None = None) -> list[str]:
             # The same kernel, started through a launcher that ends it, and what its
@@ -98,14 +98,14 @@ def kernel_manager_class(socket_dir: str | None, kernel_log: Path) -> type:
             if "ipykernel_launcher" not in cmd:
                 return cmd  # not an IPython kernel: leave its command alone
             # jupyter_client may format the command more than once: add ours once.
-            return ["ductaflow.kernel_main" if part == "ipykernel_launcher" else part
+            return ["ductaflow.execution.kernel_main" if part == "ipykernel_launcher" else part
                     for part in cmd] + [a for a in KERNEL_ARGUMENTS if a not in cmd]
 
         async def shutdown_kernel(self, now: bool = False, restart: bool = False) -> None:
             try:
                 await super().shutdown_kernel(now=now, restart=restart)
             finally:
-                procs.unregister(self._process)
+                processes.unregister(self._process)
 
         async def _async_wait(self, pollinterval: float = 0.1) -> None:
             # jupyter_client polls a stopping kernel every 0.1 s; its exit is what we
@@ -311,7 +311,7 @@ class KernelServer:
 
         self.folder = tempfile.mkdtemp(prefix="dfk-", dir="/tmp")
         self.address = str(Path(self.folder) / "server")
-        command = [sys.executable, "-m", "ductaflow.kernels", self.address, str(ready),
+        command = [sys.executable, "-m", "ductaflow.execution.kernels", self.address, str(ready),
                    ",".join(preload)]
         self.process = subprocess.Popen(command, stdin=subprocess.DEVNULL,
                                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -339,7 +339,7 @@ def serve(address: str, ready: int, preload: list[str]) -> None:
             pass
     gc.freeze()  # shared with every kernel forked from here, never collected there
     folder = Path(address).parent
-    procs.watch_parent(cleanup=lambda: shutil.rmtree(folder, ignore_errors=True))
+    processes.watch_parent(cleanup=lambda: shutil.rmtree(folder, ignore_errors=True))
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # kernels are reaped by the OS
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     listener.bind(address)
@@ -495,7 +495,7 @@ def _watch_pid(pid: int) -> None:
             try:
                 os.kill(pid, 0)
             except ProcessLookupError:
-                procs.end_own_group()
+                processes.end_own_group()
             except PermissionError:
                 pass
 

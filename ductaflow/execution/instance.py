@@ -13,39 +13,39 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ductaflow import provenance, state
 from ductaflow.errors import DuctaflowError, FlowError, UsageError
-from ductaflow.kernels import ENV_KERNEL_SERVER
+from ductaflow.execution.kernels import ENV_KERNEL_SERVER
+from ductaflow.execution.notebook import ENV_FLOWS_MANIFEST, ENV_PROJECT_ROOT
 from ductaflow.model import Action, ExecOptions, Instance, RunResult, Status
-from ductaflow.notebook import ENV_FLOWS_MANIFEST, ENV_PROJECT_ROOT
-from ductaflow.outputs import output_path
-from ductaflow.status import scan_output, worst
+from ductaflow.run_folder import provenance, records
+from ductaflow.run_folder.files import output_path
+from ductaflow.run_folder.lights import scan_output, worst
 
 
 def execute_instance(instance: Instance, reason: str, options: ExecOptions) -> RunResult:
     """Run one instance in this process (a fresh worker) and record how it ended."""
     run_dir = instance_dir(options.runs_dir, instance)
     run_dir.mkdir(parents=True, exist_ok=True)
-    upstream = state.upstream_run_ids(options.runs_dir, instance.depends_on)
-    inputs = state.input_fingerprints(options.project_root, instance.inputs)
+    upstream = records.upstream_run_ids(options.runs_dir, instance.depends_on)
+    inputs = records.input_fingerprints(options.project_root, instance.inputs)
     produced_by = options.provenance or provenance.collect(options.project_root)
-    started_at, started = state.utc_now(), time.monotonic()
-    _bookkeeping(run_dir / state.STARTED, state.write_started, run_dir,
+    started_at, started = records.utc_now(), time.monotonic()
+    _bookkeeping(run_dir / records.STARTED, records.write_started, run_dir,
                  {"stage": instance.stage, "instance": instance.name, "flow": instance.flow,
                   "reason": reason})
     error = _run_flow(instance, run_dir, options)
     duration = time.monotonic() - started
-    flows = state.read_flows_manifest(run_dir)
+    flows = records.read_flows_manifest(run_dir)
     status = Status.ERROR if error else _status_of(run_dir, instance, flows)
-    record = state.new_record(
+    record = records.new_record(
         stage=instance.stage, instance=instance.name, flow=instance.flow,
         config=instance.config,
-        code=state.code_fingerprint(options.project_root,
+        code=records.code_fingerprint(options.project_root,
                                     [instance.flow, *(f["flow"] for f in flows)]),
         inputs=inputs, upstream=upstream, status=status.value, started_at=started_at,
-        ended_at=state.utc_now(), duration_s=duration, flows=flows, reason=reason,
+        ended_at=records.utc_now(), duration_s=duration, flows=flows, reason=reason,
         provenance=produced_by, error=error)
-    _bookkeeping(run_dir / state.RECORD, state.write_record, run_dir, record)
+    _bookkeeping(run_dir / records.RECORD, records.write_record, run_dir, record)
     return RunResult(
         stage=instance.stage, instance=instance.name,
         action=Action.FAILED if error else Action.RAN, status=status, reason=reason,
@@ -60,7 +60,7 @@ def accept_instance(instance: Instance, reason: str, options: ExecOptions) -> Ru
     from a run that worked. A new, failed or killed instance is left to run.
     """
     run_dir = instance_dir(options.runs_dir, instance)
-    previous = state.read_record(run_dir)
+    previous = records.read_record(run_dir)
     if previous is None or previous["status"] == Status.ERROR.value:
         why = "it never finished" if previous is None else "its last run failed"
         return RunResult(stage=instance.stage, instance=instance.name, action=Action.BLOCKED,
@@ -68,17 +68,17 @@ def accept_instance(instance: Instance, reason: str, options: ExecOptions) -> Ru
                          reason=f"not accepted: {why}", duration_s=0.0,
                          run_dir=instance.run_dir, flow=instance.flow)
     flows = previous.get("flows") or []
-    record = {**previous, **state.new_record(
+    record = {**previous, **records.new_record(
         stage=instance.stage, instance=instance.name, flow=instance.flow,
         config=instance.config,
-        code=state.code_fingerprint(options.project_root,
+        code=records.code_fingerprint(options.project_root,
                                     [instance.flow, *(f["flow"] for f in flows)]),
-        inputs=state.input_fingerprints(options.project_root, instance.inputs),
-        upstream=state.upstream_run_ids(options.runs_dir, instance.depends_on),
+        inputs=records.input_fingerprints(options.project_root, instance.inputs),
+        upstream=records.upstream_run_ids(options.runs_dir, instance.depends_on),
         status=previous["status"], started_at=previous["started_at"],
         ended_at=previous["ended_at"], duration_s=previous["duration_s"],
         run_id=previous["run_id"]), "accepted": reason}
-    state.write_record(run_dir, record)
+    records.write_record(run_dir, record)
     return RunResult(stage=instance.stage, instance=instance.name, action=Action.SKIPPED,
                      status=Status(previous["status"]), reason=f"accepted: {reason}",
                      duration_s=float(previous["duration_s"]), run_dir=instance.run_dir,
@@ -110,16 +110,16 @@ def _run_flow(instance: Instance, run_dir: Path, options: ExecOptions) -> str:
     """Run the flow; return "" on success or the one-line error summary."""
     flow = options.project_root / instance.flow
     os.environ[ENV_PROJECT_ROOT] = str(options.project_root)
-    os.environ[ENV_FLOWS_MANIFEST] = str(run_dir / state.FLOWS_MANIFEST)
+    os.environ[ENV_FLOWS_MANIFEST] = str(run_dir / records.FLOWS_MANIFEST)
     if options.kernel_server:
         os.environ[ENV_KERNEL_SERVER] = options.kernel_server
     try:
         if options.mode == "script":
-            from ductaflow.script import run_script
+            from ductaflow.execution.script import run_script
 
             run_script(flow, instance.config, run_dir, options.project_root, options.timeout)
         else:
-            from ductaflow.notebook import run_notebook
+            from ductaflow.execution.notebook import run_notebook
 
             run_notebook(flow, instance.config, run_dir, options.project_root,
                          options.timeout, export_html=options.export_html)

@@ -21,8 +21,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from ductaflow import state
 from ductaflow.model import Action, Instance, RunResult
+from ductaflow.run_folder import records
 
 log = logging.getLogger(__name__)
 
@@ -90,14 +90,14 @@ def _unchanged(runs_dir: Path, csv_text: str) -> bool:
 
 def _write_live(results: Sequence[RunResult], the_plan: Any, csv_text: str, *, running: bool,
                 started_at: float, running_now: Mapping[str, str] | None) -> None:
-    from ductaflow.report import generate_status_report
+    from ductaflow.reporting.html_report import generate_status_report
 
     runs_dir: Path = the_plan.runs_dir
-    _keep_going(runs_dir / RESULTS_CSV, state.atomic_write_text, csv_text)
+    _keep_going(runs_dir / RESULTS_CSV, records.atomic_write_text, csv_text)
     html = generate_status_report(results, runs_dir, running=running,
                                   elapsed_s=time.time() - started_at,
                                   running_now=running_now, decisions=the_plan.decisions)
-    _keep_going(runs_dir / REPORT_HTML, state.atomic_write_text, html)
+    _keep_going(runs_dir / REPORT_HTML, records.atomic_write_text, html)
 
 
 def _keep_going(path: Path, write: Any, *args: Any) -> None:
@@ -238,7 +238,7 @@ def _save_atomically(book: Any, path: Path) -> None:
     """Save in memory first: a failed write then leaves no half-open zip behind."""
     buffer = io.BytesIO()
     book.save(buffer)
-    state.atomic_write_bytes(path, buffer.getvalue())
+    records.atomic_write_bytes(path, buffer.getvalue())
 
 
 def _sheet_name(stage: str, taken: set[str]) -> str:

@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 
 from ductaflow.errors import UsageError
-from ductaflow.notebook import ENV_PROJECT_ROOT, debug_flow
+from ductaflow.execution.notebook import ENV_PROJECT_ROOT, debug_flow
 
 _CONFIG_SUFFIX = "_config.json"
 
@@ -85,7 +85,7 @@ def _find_flow(run_dir: Path, stem: str, flow: str | None) -> tuple[Path, Path]:
 
 def _recorded_flow(run_dir: Path) -> str | None:
     try:
-        from ductaflow.state import read_record
+        from ductaflow.run_folder.records import read_record
     except ImportError:  # pragma: no cover - state lands with the planner
         return None
     record = read_record(run_dir)

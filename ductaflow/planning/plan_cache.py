@@ -25,9 +25,9 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from ductaflow import state
 from ductaflow.model import Decision, Instance, Row
-from ductaflow.plan import LastRun, Plan, resolve_folders
+from ductaflow.planning.planner import LastRun, Plan, resolve_folders
+from ductaflow.run_folder import records
 
 CACHE_NAME = ".conductor.plan.json"
 FORMAT = 1
@@ -112,7 +112,7 @@ def save(key: Mapping[str, Any], the_plan: Plan, read: Mapping[str, Any],
     if _decode(json.loads(text)["plan"], the_plan.project_root, the_plan.runs_dir) != the_plan:
         return False  # a value JSON does not carry exactly: never cache it
     try:
-        state.atomic_write_text(Path(key["runs"]) / CACHE_NAME, text, fsync_folder=False)
+        records.atomic_write_text(Path(key["runs"]) / CACHE_NAME, text, fsync_folder=False)
     except OSError:
         return False
     return True
@@ -120,7 +120,7 @@ def save(key: Mapping[str, Any], the_plan: Plan, read: Mapping[str, Any],
 
 def _signature(path: str) -> list[int] | None:
     try:
-        return state.signature(os.stat(path))
+        return records.signature(os.stat(path))
     except (OSError, ValueError):
         return None
 

@@ -25,9 +25,15 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from ductaflow import state
 from ductaflow.model import Action, Decision, RunResult, Status
-from ductaflow.status import is_warning_line, output_files, own_outputs, scan_output, worst
+from ductaflow.run_folder import records
+from ductaflow.run_folder.lights import (
+    is_warning_line,
+    output_files,
+    own_outputs,
+    scan_output,
+    worst,
+)
 
 TAIL_LINES = 15
 CHILD_TAIL_LINES = 8
@@ -157,7 +163,7 @@ def _finished_row(result: RunResult, runs_text: str) -> dict[str, Any]:
     if light in ("error", "warning"):
         row["tail"] = _tail(folder / f"{stem}_execution_output.txt", TAIL_LINES)
         row["open"] = True
-    record = state.read_record(folder) or {}
+    record = records.read_record(folder) or {}
     row["provenance"] = _provenance(record)
     row["children"] = _children(folder, record, runs)
     return row
@@ -179,7 +185,7 @@ def _running_row(decision: Decision, started_at: str, runs: Path,
 def _waiting_row(decision: Decision, runs: Path) -> dict[str, Any]:
     instance = decision.instance
     row = _base_row(instance.stage, instance.name, instance.flow)
-    previous = state.read_record(runs / instance.run_dir) or {}
+    previous = records.read_record(runs / instance.run_dir) or {}
     row.update(light="waiting", action="waiting", reason=decision.reason,
                previous_s=previous.get("duration_s"))
     return row
@@ -241,7 +247,7 @@ def _tail(path: Path, count: int) -> list[dict[str, Any]]:
 
 def _children(folder: Path, record: Mapping[str, Any], runs: Path) -> list[dict[str, Any]]:
     """The flows a build ran, each with its own light and links."""
-    entries = state.read_flows_manifest(folder)
+    entries = records.read_flows_manifest(folder)
     if not entries and isinstance(record.get("flows"), list):
         entries = [e for e in record["flows"] if isinstance(e, dict)
                    and isinstance(e.get("flow"), str)]
@@ -273,7 +279,7 @@ def _child(folder: Path, entry: Mapping[str, Any], runs: Path) -> dict[str, Any]
     stem = _stem(flow)
     output = child_dir / f"{stem}_execution_output.txt"
     statuses = [scan_output(output)] if inside and output.is_file() else []
-    if entry.get("status") in state.STATUSES:
+    if entry.get("status") in records.STATUSES:
         statuses.append(Status(entry["status"]))
     light = worst(statuses).value if statuses else "none"
     return {"name": where, "flow": flow, "light": light,
@@ -472,7 +478,7 @@ def _tick_label(seconds: int) -> str:
 
 @functools.lru_cache(maxsize=4)
 def _asset(name: str) -> str:
-    return resources.files("ductaflow").joinpath("templates", name).read_text(encoding="utf-8")
+    return resources.files("ductaflow.reporting").joinpath("templates", name).read_text(encoding="utf-8")
 
 
 @functools.lru_cache(maxsize=1)
@@ -480,6 +486,6 @@ def _environment() -> Any:
     import jinja2
 
     return jinja2.Environment(
-        loader=jinja2.PackageLoader("ductaflow", "templates"),
+        loader=jinja2.PackageLoader("ductaflow.reporting", "templates"),
         autoescape=True, undefined=jinja2.StrictUndefined, trim_blocks=True,
         lstrip_blocks=True)

@@ -128,7 +128,7 @@ def _add_report(sub: argparse._SubParsersAction) -> None:
 
 
 def _report(args: argparse.Namespace) -> int:
-    from ductaflow.inspect import rebuild_report
+    from ductaflow.reporting.inventory import rebuild_report
 
     print(f"report   {rebuild_report(Path(args.runs_dir))}")
     return 0
@@ -149,7 +149,7 @@ def _add_new(sub: argparse._SubParsersAction) -> None:
 
 
 def _init(args: argparse.Namespace) -> int:
-    from ductaflow.scaffold import init
+    from ductaflow.cli.scaffold import init
 
     target = Path(args.dir)
     for path in init(target):
@@ -161,7 +161,7 @@ def _init(args: argparse.Namespace) -> int:
 
 
 def _new(args: argparse.Namespace) -> int:
-    from ductaflow.scaffold import new
+    from ductaflow.cli.scaffold import new
 
     for path in new(args.kind, args.name, Path(args.project_root)):
         print(f"created {os.path.relpath(path)}")
@@ -176,8 +176,8 @@ def _positive_int(text: str) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from ductaflow.notebook import resolve_flow, run_notebook
-    from ductaflow.script import run_script
+    from ductaflow.execution.notebook import resolve_flow, run_notebook
+    from ductaflow.execution.script import run_script
 
     root = Path.cwd()
     flow = resolve_flow(args.flow, root)
@@ -198,7 +198,7 @@ def _run(args: argparse.Namespace) -> int:
 def _load_config(config_file: str | None, flow: Path, root: Path) -> dict:
     """The given JSON config, else the flow's base config (as conduct finds it), else empty."""
     if config_file is None:
-        from ductaflow.plan import base_config_path
+        from ductaflow.planning.planner import base_config_path
 
         try:
             default = root / base_config_path(flow.relative_to(root).as_posix())
@@ -219,7 +219,7 @@ def _load_config(config_file: str | None, flow: Path, root: Path) -> dict:
 
 
 def _debug(args: argparse.Namespace) -> int:
-    from ductaflow.debug import prepare_debug
+    from ductaflow.cli.debug import prepare_debug
 
     for line in prepare_debug(Path(args.run_dir), args.flow):
         print(line)
@@ -227,13 +227,13 @@ def _debug(args: argparse.Namespace) -> int:
 
 
 def _conduct(args: argparse.Namespace) -> int:
-    from ductaflow.console import conduct_from_cli
+    from ductaflow.cli.console import conduct_from_cli
 
     return conduct_from_cli(args)
 
 
 def _status(args: argparse.Namespace) -> int:
-    from ductaflow.console import status_from_cli
+    from ductaflow.cli.console import status_from_cli
 
     return status_from_cli(Path(args.runs_dir))
 

@@ -41,7 +41,7 @@ from typing import TYPE_CHECKING, Any
 
 from ductaflow.errors import Location, TableError, TemplateError, UsageError
 from ductaflow.model import Row, Table
-from ductaflow.templating import fields
+from ductaflow.tables.templating import fields
 
 if TYPE_CHECKING:
     import zipfile

@@ -34,7 +34,7 @@ Each instance folder ``<runs>/<stage>/<instance>/`` holds a folder ``.ductaflow/
     ``flow`` is project-relative POSIX, ``execution_dir`` relative to the build's
     instance folder. Read with ``read_flows_manifest``.
 
-Standard library only: ``ductaflow.plan`` reads thousands of records per plan.
+Standard library only: ``ductaflow.planning.planner`` reads thousands of records per plan.
 """
 
 from __future__ import annotations

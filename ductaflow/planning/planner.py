@@ -59,8 +59,6 @@ import os
 import posixpath
 import re
 import stat
-import sys
-import types
 import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -68,9 +66,10 @@ from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from ductaflow import state, templating
 from ductaflow.errors import Location, PlanError, TableError, TemplateError, UsageError
 from ductaflow.model import Decision, Instance, Row, Table
+from ductaflow.run_folder import records
+from ductaflow.tables import templating
 
 RESERVED = ("instance", "flow")
 MAX_NAME = 100
@@ -164,7 +163,7 @@ class _Project:
         if path not in self._hashes:
             self.stat(path)  # before reading: a later change then shows in its signature
             try:
-                self._hashes[path] = state.file_sha256(self.root / path)
+                self._hashes[path] = records.file_sha256(self.root / path)
             except OSError:
                 self._hashes[path] = ""
         return self._hashes[path]
@@ -710,7 +709,7 @@ class _Judge:
 
     def decide(self, inst: Instance) -> Decision:
         key = inst.key
-        record = state.read_record(self.project.in_runs(inst.run_dir), self.project.records)
+        record = records.read_record(self.project.in_runs(inst.run_dir), self.project.records)
         self.last_runs[key] = None if record is None else LastRun.of(record)
         reasons = self.reasons(inst, key, record)
         if reasons:
@@ -721,7 +720,7 @@ class _Judge:
         reasons = ["forced"] if key in self.forced else []
         if record is None:
             folder = self.project.in_runs(inst.run_dir)
-            killed = state.is_started(folder) or state.has_record_file(folder)
+            killed = records.is_started(folder) or records.has_record_file(folder)
             return [*reasons, "last run incomplete" if killed else "new"]
         if record["status"] == "error":
             reasons.append("last run failed")
@@ -758,13 +757,13 @@ class _Judge:
 def _config_changes(config: Mapping[str, Any], saved: Any) -> list[str]:
     if _same_canonical(config, saved):
         return []
-    now = state.canonical(config)
+    now = records.canonical(config)
     return [f"{key} {_show(old)} -> {_show(new)}"
-            for key, old, new in _diff(state.canonical(saved), now, "")]
+            for key, old, new in _diff(records.canonical(saved), now, "")]
 
 
 def _same_canonical(now: Any, saved: Any) -> bool:
-    """``_same(state.canonical(now), saved)`` without building the canonical copy."""
+    """``_same(records.canonical(now), saved)`` without building the canonical copy."""
     kind = type(now)
     if kind is dict:
         if type(saved) is not dict:
@@ -773,7 +772,7 @@ def _same_canonical(now: Any, saved: Any) -> bool:
         get = saved.get
         for key, value in now.items():
             if type(key) is not str:
-                return _same(state.canonical(now), saved)
+                return _same(records.canonical(now), saved)
             if key[:1] == "_":
                 continue
             count += 1
@@ -804,7 +803,7 @@ def _same_canonical(now: Any, saved: Any) -> bool:
         return type(saved) is float and (now == saved or (now != now and saved != saved))
     if now is None:
         return saved is None
-    return _same(state.canonical(now), saved)
+    return _same(records.canonical(now), saved)
 
 
 _UNSET = object()
@@ -1005,7 +1004,7 @@ def _planned(tables: Any, project_root: str | os.PathLike[str],
             project.stat(os.path.abspath(source))  # before reading it
     instances = _build(_read(tables, stage), project)
     decisions, last_runs = _judged(instances, project, force, select)
-    read = {os.path.join(root, path): state.signature(info)
+    read = {os.path.join(root, path): records.signature(info)
             for path, info in project._stats.items()}
     read.update(project.records)
     return Plan(project.root, project.runs, tuple(decisions), last_runs), read
@@ -1024,7 +1023,7 @@ def _read(tables: Any, stage: str | None) -> list[Table]:
     if isinstance(tables, (list, tuple)) and tables and all(
             isinstance(t, Table) for t in tables):
         return list(tables)
-    from ductaflow.table import read_tables
+    from ductaflow.tables.reading import read_tables
 
     return read_tables(tables, stage=stage)
 
@@ -1033,14 +1032,3 @@ def format_plan(plan: Plan) -> list[tuple[str, str, str]]:
     """``(stage/instance, "run" or "skip", reason)`` per decision, for ``--dry-run``."""
     return [(d.instance.key, "run" if d.run else "skip", d.reason) for d in plan.decisions]
 
-
-class _CallablePlanModule(types.ModuleType):
-    """``ductaflow.plan`` is the public function, but importing this module (as
-    ``conduct`` does) makes the package attribute ``plan`` the module itself; calling
-    the module plans, so both meanings work."""
-
-    def __call__(self, *args: Any, **kwargs: Any) -> Plan:
-        return plan(*args, **kwargs)
-
-
-sys.modules[__name__].__class__ = _CallablePlanModule

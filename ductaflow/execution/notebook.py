@@ -23,8 +23,8 @@ from pathlib import Path
 from typing import Any
 
 from ductaflow.errors import FlowError, FlowTimeoutError, KernelDiedError, UsageError
-from ductaflow.kernels import kernel_manager_class
-from ductaflow.outputs import (
+from ductaflow.execution.kernels import kernel_manager_class
+from ductaflow.run_folder.files import (
     OutputWriter,
     config_path,
     footer_line,
@@ -185,7 +185,7 @@ def _execute(nb: Any, out_nb: Path, config: dict, run_dir: Path, kernel_name: st
     import papermill
     from nbclient.exceptions import CellTimeoutError, DeadKernelError
 
-    from ductaflow.engine import ENGINE_NAME
+    from ductaflow.execution.papermill_engine import ENGINE_NAME
 
     deadline = None if timeout is None else time.monotonic() + timeout
     logging.getLogger("papermill").addHandler(logging.NullHandler())
@@ -245,7 +245,7 @@ def _remaining(deadline: float):
 
 
 def _light(output_file: Path) -> str:
-    from ductaflow.status import scan_output
+    from ductaflow.run_folder.lights import scan_output
 
     return scan_output(output_file).value
 
@@ -278,7 +278,7 @@ def _note_in_manifest(flow: Path, run_dir: Path, status: str, root: Path) -> Non
     manifest = os.environ.get(ENV_FLOWS_MANIFEST)
     if not manifest:
         return
-    from ductaflow.state import append_flows_manifest
+    from ductaflow.run_folder.records import append_flows_manifest
 
     instance_dir = Path(manifest).parent.parent
     if run_dir == instance_dir.absolute():

@@ -15,8 +15,8 @@ import nbformat
 import papermill
 from jupyter_client.kernelspec import KernelSpecManager
 
-from ductaflow import engine  # noqa: F401 - registers ductaflow's papermill engine
-from ductaflow.notebook import name_kernel
+from ductaflow.execution import papermill_engine  # noqa: F401 - registers ductaflow's papermill engine
+from ductaflow.execution.notebook import name_kernel
 
 
 def _rehearse() -> None:

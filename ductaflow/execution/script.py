@@ -1,7 +1,7 @@
 """Run one flow as a plain Python script in a fresh process (``--mode script``).
 
 No kernel: the flow runs as ``python FLOW --config ... --output-dir ...`` through a
-tiny runner (``python -m ductaflow.script``) that knows exactly how it ended, while
+tiny runner (``python -m ductaflow.execution.script``) that knows exactly how it ended, while
 this process reads the child's stdout and stderr and writes them, line by line, to
 ``<flow>_execution_output.txt``. Reading the pipe here, rather than teeing inside the
 child, also captures what C libraries and subprocesses print.
@@ -21,9 +21,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from ductaflow import procs
 from ductaflow.errors import FlowError, FlowTimeoutError, KernelDiedError
-from ductaflow.outputs import (
+from ductaflow.execution import processes
+from ductaflow.run_folder.files import (
     OutputWriter,
     config_path,
     footer_line,
@@ -54,7 +54,7 @@ def run_script(
     stem = flow.stem
     cfg = config_path(execution_dir, stem)
     write_config(cfg, {**dict(config or {}), "_project_root": str(project_root)})
-    command = [sys.executable, "-u", "-m", "ductaflow.script", str(flow),
+    command = [sys.executable, "-u", "-m", "ductaflow.execution.script", str(flow),
                "--config", str(cfg), "--output-dir", str(execution_dir)]
     env = {**os.environ, ENV_CAPTURED: "1", "PYTHONIOENCODING": "utf-8",
            "PYTHONUNBUFFERED": "1"}
@@ -63,11 +63,11 @@ def run_script(
         proc = subprocess.Popen(command, cwd=project_root, env=env, stdout=subprocess.PIPE,
                                 stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                 **_new_group())
-        procs.register(proc)
+        processes.register(proc)
         try:
             footer = _pump(proc, writer, timeout)
         finally:
-            procs.unregister(proc)
+            processes.unregister(proc)
         return _conclude(proc, writer, footer, stem, timeout, time.monotonic() - started)
 
 
@@ -118,7 +118,7 @@ def _route(text: str, writer: OutputWriter, footer: list[str]) -> None:
 def _stop(proc: subprocess.Popen) -> None:
     """Stop the flow's whole process group (it may have started its own children)."""
     proc.timed_out = True  # type: ignore[attr-defined]
-    procs.kill_tree(proc)
+    processes.kill_tree(proc)
 
 
 def _conclude(proc: subprocess.Popen, writer: OutputWriter, footer: str, stem: str,
@@ -152,7 +152,7 @@ def _run_as_main(argv: list[str]) -> int:
     ``sys.exit()``, ``sys.exit(0)`` and ``raise SystemExit`` end a flow early without
     error; any other exit code or an exception is a failure (SPEC.md, Status).
     """
-    procs.watch_parent()
+    processes.watch_parent()
     flow = Path(argv[0])
     sys.argv = [str(flow), *argv[1:]]
     sys.path.insert(0, str(flow.parent))

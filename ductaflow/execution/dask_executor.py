@@ -43,10 +43,12 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from ductaflow import __version__, procs, state
+from ductaflow import __version__
 from ductaflow.errors import UsageError
-from ductaflow.execute import ExecOptions, execute_instance, instance_dir
+from ductaflow.execution import processes
+from ductaflow.execution.instance import ExecOptions, execute_instance, instance_dir
 from ductaflow.model import Action, Instance, RunResult, Status
+from ductaflow.run_folder import records
 
 log = logging.getLogger(__name__)
 
@@ -55,8 +57,8 @@ INSTALL_HINT = 'pip install "ductaflow[dask]"'
 WORKER_WAIT_S = 600.0
 #: After Ctrl-C, how long running tasks get to kill their flows and report back.
 STOP_GRACE_S = 15.0
-ATTEMPT_LOCK = f"{state.STATE_DIR}/dask_attempt.lock"
-ATTEMPT_FILE = f"{state.STATE_DIR}/dask_attempt.json"
+ATTEMPT_LOCK = f"{records.STATE_DIR}/dask_attempt.lock"
+ATTEMPT_FILE = f"{records.STATE_DIR}/dask_attempt.json"
 _CAPACITY_TTL_S = 2.0
 _WATCH_INTERVAL_S = 1.0
 _ONE_AT_A_TIME = threading.Lock()
@@ -325,7 +327,7 @@ def dask_setup(worker: Any) -> None:
 def _die_with_parent(parent: int) -> None:
     while os.getppid() == parent:
         time.sleep(1.0)
-    procs.kill_all()
+    processes.kill_all()
     os._exit(70)
 
 
@@ -349,7 +351,7 @@ def run_on_worker(instance: Instance, reason: str, options: ExecOptions, token: 
         return failed_result(instance, reason, f"NotShared: {missing[0]} is not visible on "
                              f"host {socket.gethostname()}", time.monotonic() - started)
     run_dir = instance_dir(options.runs_dir, instance)
-    (run_dir / state.STATE_DIR).mkdir(parents=True, exist_ok=True)
+    (run_dir / records.STATE_DIR).mkdir(parents=True, exist_ok=True)
     stop = Event(stop_name)
     with _ONE_AT_A_TIME, _attempt_lock(run_dir):
         if stop.is_set():
@@ -360,7 +362,7 @@ def run_on_worker(instance: Instance, reason: str, options: ExecOptions, token: 
         with _StopWatch(stop) as watch, _quiet():
             result = execute_instance(instance, reason, options)
         if watch.stopped and result.action is Action.FAILED:
-            state.write_started(run_dir, {"stage": instance.stage, "instance": instance.name,
+            records.write_started(run_dir, {"stage": instance.stage, "instance": instance.name,
                                           "flow": instance.flow, "reason": "interrupted"})
             return replace(result, action=Action.FAILED, status=Status.ERROR,
                            error="Interrupted")
@@ -394,7 +396,7 @@ def earlier_attempt(run_dir: Path, token: str) -> RunResult | None:
         return None
     if not isinstance(saved, dict) or saved.get("token") != token:
         return None
-    if state.read_record(run_dir) is None:
+    if records.read_record(run_dir) is None:
         return None
     fields = dict(saved["result"])
     fields["action"] = Action(fields["action"])
@@ -404,7 +406,7 @@ def earlier_attempt(run_dir: Path, token: str) -> RunResult | None:
 
 def save_attempt(run_dir: Path, token: str, result: RunResult) -> None:
     text = json.dumps({"token": token, "result": asdict(result)}, ensure_ascii=False)
-    state.atomic_write_text(run_dir / ATTEMPT_FILE, text)
+    records.atomic_write_text(run_dir / ATTEMPT_FILE, text)
 
 
 @contextlib.contextmanager
@@ -439,5 +441,5 @@ class _StopWatch:
             if self.stopped:
                 break
         while not self.done.is_set():  # kill what the flow runs, until it gives up
-            procs.kill_all()
+            processes.kill_all()
             self.done.wait(0.1)

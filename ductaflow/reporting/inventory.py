@@ -16,11 +16,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from ductaflow import state
 from ductaflow.errors import UsageError
 from ductaflow.model import Action, RunResult, Status
-from ductaflow.results import REPORT_HTML, RESULTS_CSV
-from ductaflow.status import OUTPUT_SUFFIX, instance_status
+from ductaflow.reporting.results_files import REPORT_HTML, RESULTS_CSV
+from ductaflow.run_folder import records
+from ductaflow.run_folder.lights import OUTPUT_SUFFIX, instance_status
 
 NOT_IN_LAST_CONDUCT = "not in the last conduct"
 INCOMPLETE = "incomplete: killed, or running now"
@@ -115,7 +115,7 @@ def _subfolders(folder: Path) -> list[str]:
 
 
 def _is_instance(folder: Path) -> bool:
-    if (folder / state.STATE_DIR).is_dir():
+    if (folder / records.STATE_DIR).is_dir():
         return True
     try:
         return any(n.endswith(OUTPUT_SUFFIX) for n in os.listdir(folder))
@@ -127,7 +127,7 @@ def _inspect(runs: Path, stage: str, name: str,
              known: Collection[str] | None) -> InstanceOnDisk:
     folder = runs / stage / name
     listed = None if known is None else f"{stage}/{name}" in known
-    record = state.read_record(folder)
+    record = records.read_record(folder)
     if record is not None:
         return InstanceOnDisk(
             stage=stage, instance=name, status=record["status"],
@@ -135,7 +135,7 @@ def _inspect(runs: Path, stage: str, name: str,
             reason=str(record.get("reason", "")), error=str(record.get("error", "")),
             started_at=record["started_at"], ended_at=record["ended_at"],
             duration_s=float(record["duration_s"]), from_record=True, in_last_conduct=listed)
-    if state.is_started(folder):
+    if records.is_started(folder):
         return InstanceOnDisk(stage=stage, instance=name, status="", flow=_started_flow(folder),
                               incomplete=True, in_last_conduct=listed)
     return InstanceOnDisk(stage=stage, instance=name, status=instance_status(folder).value,
@@ -144,7 +144,7 @@ def _inspect(runs: Path, stage: str, name: str,
 
 def _started_flow(folder: Path) -> str:
     try:
-        info = json.loads((folder / state.STARTED).read_text(encoding="utf-8"))
+        info = json.loads((folder / records.STARTED).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return ""
     return str(info.get("flow", "")) if isinstance(info, dict) else ""
@@ -214,7 +214,7 @@ def rebuild_report(runs_dir: str | os.PathLike) -> Path:
     Instances on disk that the last conduct did not name get a section of their own.
     Returns the report's path.
     """
-    from ductaflow.report import generate_status_report
+    from ductaflow.reporting.html_report import generate_status_report
 
     runs = _runs_folder(runs_dir)
     results = read_results_csv(runs) or []
@@ -224,12 +224,12 @@ def rebuild_report(runs_dir: str | os.PathLike) -> Path:
     html = generate_status_report(results, runs, stale=stale,
                                   note="Rebuilt from the runs folder by 'ductaflow report'.")
     target = runs / REPORT_HTML
-    state.atomic_write_text(target, html)
+    records.atomic_write_text(target, html)
     return target
 
 
 def _as_result(found: InstanceOnDisk) -> RunResult:
-    status = Status(found.status) if found.status in state.STATUSES else None
+    status = Status(found.status) if found.status in records.STATUSES else None
     action = Action.FAILED if found.action == "failed" else Action.RAN
     reasons = [NOT_IN_LAST_CONDUCT]
     if found.incomplete:

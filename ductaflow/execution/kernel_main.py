@@ -1,4 +1,4 @@
-"""``python -m ductaflow.kernel_main``: ipykernel's launcher, ending with its parent.
+"""``python -m ductaflow.execution.kernel_main``: ipykernel's launcher, ending with its parent.
 
 jupyter_client starts kernels in a session of their own, out of reach of signals to
 the conductor's process group, and ipykernel's own parent poller ends only the kernel
@@ -7,15 +7,15 @@ started) as soon as the process that asked for it is gone, and ends faster than
 Python's own exit would (``kernels.exit_kernel``).
 """
 
-from ductaflow import procs
+from ductaflow.execution import processes
 
 if __name__ == "__main__":
-    procs.watch_parent()
+    processes.watch_parent()
     import gc
 
     from ipykernel.kernelapp import IPKernelApp
 
-    from ductaflow.kernels import exit_kernel
+    from ductaflow.execution.kernels import exit_kernel
 
     app = IPKernelApp.instance()
     app.initialize()

@@ -1,0 +1,2 @@
+"""The ``ductaflow`` command line: flags in, one public call, the outcome rendered.
+"""

@@ -1,0 +1,3 @@
+"""What lies in the runs folder: file names, records of past runs, traffic lights,
+provenance. Read by planning, written by execution, shown by reporting.
+"""
