@@ -20,8 +20,8 @@ from ductaflow.model import Action, Decision, ExecOptions, RunResult, Status
 from ductaflow.planning import plan_cache
 from ductaflow.planning.planner import Plan, planned, resolve_folders
 from ductaflow.run_folder import records
+from ductaflow.run_folder.files import GENERATION, LOCK, attempt_path, run_files
 
-LOCK_NAME = ".conductor.lock"
 #: Least time between two live rewrites of the results and the report.
 LIVE_GAP_S = 1.0
 
@@ -114,7 +114,7 @@ def _bump_generation(runs_dir: Path) -> None:
     try:
         records.bump_generation(runs_dir)
     except OSError as exc:  # a full disk: say which file, before anything has run
-        raise DuctaflowError(f"could not write {runs_dir / records.GENERATION_FILE}: "
+        raise DuctaflowError(f"could not write {runs_dir / GENERATION}: "
                              f"{exc.strerror or exc}") from exc
 
 
@@ -321,7 +321,7 @@ class _RunsLock:
         from filelock import FileLock
 
         self.runs_dir = runs_dir
-        self.path = runs_dir / LOCK_NAME
+        self.path = runs_dir / LOCK
         self.lock = FileLock(str(self.path))
         self.wait = wait
         self.notify = notify
@@ -537,10 +537,8 @@ def _set_aside(folder: Path, stem: str, attempt: int) -> list[str]:
     """Keep a failed attempt's output, notebook and HTML under names the next attempt
     does not overwrite: ``<flow>_execution_output.attempt1.txt``, ``<flow>.attempt1.ipynb``."""
     kept = []
-    for name in (f"{stem}_execution_output.txt", f"{stem}.ipynb", f"{stem}.html"):
-        path = folder / name
-        base, dot, suffix = name.rpartition(".")
-        target = folder / f"{base}.attempt{attempt}{dot}{suffix}"
+    for path in run_files(folder, stem):
+        target = attempt_path(path, attempt)
         try:
             os.replace(path, target)
         except FileNotFoundError:

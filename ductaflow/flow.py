@@ -21,7 +21,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn, TextIO
 
-from ductaflow.run_folder.files import OUTPUT_CAP_BYTES, footer_line, write_config
+from ductaflow.run_folder.files import (
+    OUTPUT_CAP_BYTES,
+    ConfigFileError,
+    config_path,
+    footer_line,
+    output_path,
+    read_config,
+    write_config,
+)
 
 CAPTURED_BY_PARENT_ENV = "DUCTAFLOW_CAPTURED_BY_PARENT"
 """Set to ``1`` by a runner that captures the flow's output and writes the footer."""
@@ -78,13 +86,14 @@ def load_cli_config(
     output_dir = Path(args.output_dir) if args.output_dir else Path.cwd()
     output_dir.mkdir(parents=True, exist_ok=True)
     os.chdir(output_dir)
-    write_config(Path(f"{flow}_config.json"), config)
+    write_config(config_path(Path(), flow), config)
     if os.environ.get(CAPTURED_BY_PARENT_ENV) != "1":
-        _start_capture(Path(f"{flow}_execution_output.txt"), flow, started)
+        _start_capture(output_path(Path(), flow), flow, started)
     if unknown:
         print(f"note: ignoring unknown arguments: {' '.join(unknown)}", file=sys.stderr)
     if args.no_execute:
-        print(f"Prepared {Path.cwd()}: {flow}_config.json saved, flow not run (--no-execute)")
+        print(f"Prepared {Path.cwd()}: {config_path(Path(), flow)} saved, flow not run "
+              "(--no-execute)")
         sys.exit(0)
     return config
 
@@ -111,17 +120,12 @@ def _read_config(path: str | None, explicit: bool) -> dict[str, Any]:
     if path is None:
         return {}
     file = Path(path).absolute()
-    if not file.is_file():
-        if not explicit:
-            return {}
-        _refuse(f"config file not found: {file}")
+    if not explicit and not file.is_file():
+        return {}
     try:
-        config = json.loads(file.read_text(encoding="utf-8-sig"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-        _refuse(f"cannot read config file {file}: {error}")
-    if not isinstance(config, dict):
-        _refuse(f"config file {file} must hold a JSON object, not {type(config).__name__}")
-    return config
+        return read_config(file)
+    except ConfigFileError as error:
+        _refuse(str(error))
 
 
 def _refuse(message: str) -> NoReturn:

@@ -16,6 +16,7 @@ import pytest
 from ductaflow.conductor import conduct
 from ductaflow.model import Action, Status
 from ductaflow.run_folder import records
+from ductaflow.run_folder.files import PLAN_CACHE
 
 from .conftest import DATA, REPO, run_cli
 
@@ -326,7 +327,7 @@ def test_a_no_op_after_a_no_op_uses_the_plan_cache_and_rewrites_nothing(tmp_path
     age(root)
     monkeypatch.setattr(plan_cache, "code_files", lambda: ())
     results, ran = go(root, monkeypatch)
-    assert ran == [] and (root / "runs" / plan_cache.CACHE_NAME).is_file()
+    assert ran == [] and (root / "runs" / PLAN_CACHE).is_file()
     written = {name: (root / "runs" / name).stat().st_ino
                for name in ("conductor_results.csv", "conductor_status_report.html")}
     hits = []

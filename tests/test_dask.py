@@ -37,6 +37,7 @@ from ductaflow.execution.instance import ExecOptions
 from ductaflow.model import Action, RunResult, Status
 from ductaflow.planning.planner import plan
 from ductaflow.run_folder import records
+from ductaflow.run_folder.files import STATE_DIR
 
 from .conftest import REPO, add_flow, run_cli
 
@@ -360,7 +361,7 @@ def test_a_finished_attempt_is_found_only_by_its_own_submission(tmp_path: Path) 
     run_dir = tmp_path / "where/a"
     result = RunResult(stage="where", instance="a", action=Action.RAN, status=Status.WARNING,
                        reason="new", duration_s=1.5, run_dir="where/a", flow="flows/where.py")
-    (run_dir / records.STATE_DIR).mkdir(parents=True)
+    (run_dir / STATE_DIR).mkdir(parents=True)
     save_attempt(run_dir, "token-1", result)
     assert earlier_attempt(run_dir, "token-1") is None  # no record: it did not finish
     records.write_record(run_dir, records.new_record(

@@ -26,8 +26,16 @@ import pytest
 
 from ductaflow.planning.planner import plan
 from ductaflow.reporting.inventory import rebuild_report, status_rows
-from ductaflow.reporting.results_files import COLUMNS, REPORT_HTML, RESULTS_CSV, RESULTS_XLSX
+from ductaflow.reporting.results_files import COLUMNS
 from ductaflow.run_folder import records
+from ductaflow.run_folder.files import (
+    FLOWS_MANIFEST,
+    RECORD,
+    REPORT_HTML,
+    RESULTS_CSV,
+    RESULTS_XLSX,
+    STARTED,
+)
 
 from .conftest import run_cli
 from .test_faults_common import (
@@ -185,7 +193,7 @@ def ran(ran_once, tmp_path):
 
 
 def test_a_record_truncated_at_every_length_or_garbled_is_not_done(ran):
-    path = ran / "runs/act/A" / records.RECORD
+    path = ran / "runs/act/A" / RECORD
     whole = path.read_bytes()
     valid = len(whole.rstrip())
     variants = [whole[:n] for n in range(valid)] + GARBAGE
@@ -208,9 +216,9 @@ def test_a_started_marker_at_every_length_or_garbled_is_not_done(ran):
     folder = ran / "runs/act/B"
     whole = json.dumps({"version": 1, "started_at": records.utc_now(), "pid": 1,
                         "stage": "act", "instance": "B"}, indent=1).encode()
-    (folder / records.RECORD).unlink()
+    (folder / RECORD).unlink()
     for data in [whole[:n] for n in range(len(whole) + 1)] + GARBAGE:
-        (folder / records.STARTED).write_bytes(data)
+        (folder / STARTED).write_bytes(data)
         assert decisions(ran)["act/B"] == "last run incomplete", data[:80]
 
 
@@ -223,7 +231,7 @@ def test_a_build_manifest_at_every_length_or_garbled_breaks_nothing(ran):
     whole = ("\n".join(lines) + "\n").encode()
     runs = ran / "runs"
     for data in [whole[:n] for n in range(0, len(whole) + 1, 7)] + GARBAGE:
-        (folder / records.FLOWS_MANIFEST).write_bytes(data)
+        (folder / FLOWS_MANIFEST).write_bytes(data)
         assert decisions(ran)["act/A"] == "skip"
         assert {r.key: r.status for r in status_rows(runs)}["act/A"] == "success"
         rebuild_report(runs)
@@ -243,11 +251,11 @@ def test_a_real_conduct_over_every_kind_of_corrupt_bookkeeping(ran):
     """One conduct in script mode over all corruptions at once: it neither crashes nor
     trusts a damaged record; `status` and `report` read the same folder."""
     runs = ran / "runs"
-    record = (runs / "act/A" / records.RECORD).read_bytes()
-    (runs / "act/A" / records.RECORD).write_bytes(record[: len(record) // 2])
-    (runs / "act/B" / records.STARTED).write_bytes(b"\x00garbage")  # beside a valid record
-    (runs / "act/B" / records.FLOWS_MANIFEST).write_bytes(b'{"flow": \n\xff\n[]\n')
-    (runs / "next/A" / records.RECORD).write_bytes(b"\xff" * 1000)
+    record = (runs / "act/A" / RECORD).read_bytes()
+    (runs / "act/A" / RECORD).write_bytes(record[: len(record) // 2])
+    (runs / "act/B" / STARTED).write_bytes(b"\x00garbage")  # beside a valid record
+    (runs / "act/B" / FLOWS_MANIFEST).write_bytes(b'{"flow": \n\xff\n[]\n')
+    (runs / "next/A" / RECORD).write_bytes(b"\xff" * 1000)
     (runs / RESULTS_CSV).write_bytes(b'"\x00' * 1000)
     (runs / ".conductor.lock").write_bytes(os.urandom(4096))
     (runs / REPORT_HTML).write_bytes(b"<html")
@@ -358,7 +366,7 @@ def test_results_report_and_records_have_the_permissions_of_any_new_file(ran):
     ordinary.write_text("x", encoding="utf-8")
     expected = stat.S_IMODE(ordinary.stat().st_mode)
     for path in (runs / REPORT_HTML, runs / RESULTS_CSV, runs / RESULTS_XLSX,
-                 runs / "act/A" / records.RECORD):
+                 runs / "act/A" / RECORD):
         assert stat.S_IMODE(path.stat().st_mode) == expected, path.name
 
 

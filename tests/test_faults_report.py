@@ -18,7 +18,7 @@ from pathlib import Path
 import openpyxl
 import pytest
 
-from ductaflow.reporting.results_files import REPORT_HTML, RESULTS_CSV, RESULTS_XLSX
+from ductaflow.run_folder.files import REPORT_HTML, RESULTS_CSV, RESULTS_XLSX
 
 from .conftest import run_cli
 from .test_faults_common import conduct_cli, make_project

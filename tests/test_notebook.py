@@ -272,6 +272,33 @@ def test_debug_prepares_the_notebook_with_the_saved_config(project: Path) -> Non
     assert not any(c.get("outputs") for c in nb["cells"] if c["cell_type"] == "code")
 
 
+def test_run_takes_a_config_saved_with_a_bom_as_conduct_does(project: Path) -> None:
+    """Notepad saves UTF-8 with a byte order mark: every config reader accepts it."""
+    add_flow(project, "nb_hello")
+    text = json.dumps({"name": "bom", "number": 2})
+    (project / "c.json").write_bytes(b"\xef\xbb\xbf" + text.encode("utf-8"))
+    for mode in ("notebook", "script"):
+        done = run_cli("run", "flows/nb_hello.py", "--config", "c.json", "--mode", mode,
+                       "--output-dir", f"runs/{mode}", cwd=project)
+        assert done.returncode == 0, done.stderr
+        assert (project / f"runs/{mode}/result.txt").read_text(encoding="utf-8") == "bom 4\n"
+
+
+@pytest.mark.parametrize("saved", ["{", "[1, 2]", "\xff\xfe not text"])
+def test_debug_on_a_corrupt_saved_config_is_one_line_and_exit_2(project: Path,
+                                                                 saved: str) -> None:
+    add_flow(project, "nb_hello")
+    run_dir = project / "runs/f"
+    run_dir.mkdir(parents=True)
+    config = run_dir / "nb_hello_config.json"
+    config.write_bytes(saved.encode("latin-1"))
+    done = run_cli("debug", "runs/f", cwd=project)
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1 and "Traceback" not in done.stderr
+    assert "nb_hello_config.json" in done.stderr
+    assert sorted(p.name for p in run_dir.iterdir()) == ["nb_hello_config.json"]
+
+
 def _write_json(path: Path, data: dict) -> Path:
     path.write_text(json.dumps(data), encoding="utf-8")
     return path

@@ -29,6 +29,7 @@ from ductaflow.planning.planner import (
     plan,
 )
 from ductaflow.run_folder import records
+from ductaflow.run_folder.files import RECORD
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -495,7 +496,7 @@ def test_last_run_failed_and_incomplete(root: Path) -> None:
 
 def test_corrupt_record_reads_as_incomplete(root: Path) -> None:
     first = _ran(root)
-    (first.runs_dir / "report" / "all" / records.RECORD).write_text("{", encoding="utf-8")
+    (first.runs_dir / "report" / "all" / RECORD).write_text("{", encoding="utf-8")
     assert _reasons(plan(_pipeline(), project_root=root))["report/all"] == "last run incomplete"
 
 

@@ -19,6 +19,7 @@ import pytest
 
 from ductaflow.planning import plan_cache
 from ductaflow.planning.planner import planned
+from ductaflow.run_folder.files import PLAN_CACHE
 
 from .test_plan import _finish, _write
 
@@ -199,7 +200,7 @@ def test_a_plan_that_runs_something_is_never_cached(root: Path) -> None:
 
 def test_a_damaged_cache_is_ignored(root: Path) -> None:
     cached(root)
-    path = root / "runs" / plan_cache.CACHE_NAME
+    path = root / "runs" / PLAN_CACHE
     data = path.read_bytes()
     for cut in range(0, len(data), max(1, len(data) // 40)):
         path.write_bytes(data[:cut])

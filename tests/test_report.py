@@ -20,8 +20,9 @@ import pytest
 from ductaflow.model import Action, Decision, Instance, Row, RunResult, Status
 from ductaflow.reporting.html_report import generate_status_report, timeline
 from ductaflow.reporting.inventory import read_results_csv, rebuild_report
-from ductaflow.reporting.results_files import REPORT_HTML, RESULTS_CSV, RESULTS_XLSX, write_results
+from ductaflow.reporting.results_files import write_results
 from ductaflow.run_folder import provenance, records
+from ductaflow.run_folder.files import REPORT_HTML, RESULTS_CSV, RESULTS_XLSX
 
 XSS = "<img src=x onerror=alert(1)>"
 OK = "✅ Completed {} | Time: 1.00s"

@@ -18,7 +18,7 @@ from urllib.request import url2pathname
 import pytest
 
 from ductaflow.reporting.html_report import generate_status_report
-from ductaflow.reporting.results_files import REPORT_HTML
+from ductaflow.run_folder.files import REPORT_HTML
 from tests.test_report import XSS, make_runs
 
 pytestmark = pytest.mark.browser

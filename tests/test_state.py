@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from ductaflow.run_folder import records
+from ductaflow.run_folder.files import FLOWS_MANIFEST, RECORD, STATE_DIR
 
 
 def _record(**changes) -> dict:
@@ -51,7 +52,7 @@ def test_record_round_trip_and_started_marker(tmp_path: Path) -> None:
     assert not records.is_started(run_dir)
     assert records.read_record(run_dir) == json.loads(json.dumps(record))
     assert records.read_record(run_dir)["config"] == {"growth": 0.02, "year": 2030}
-    assert not list((run_dir / records.STATE_DIR).glob("*.tmp"))
+    assert not list((run_dir / STATE_DIR).glob("*.tmp"))
 
 
 def test_write_started_removes_the_previous_record_and_manifest(tmp_path: Path) -> None:
@@ -69,7 +70,7 @@ def test_the_folder_is_synced_after_every_change_that_must_survive_a_crash(
     """Each of write_started and write_record ends with one fsync of the bookkeeping
     folder, after all its renames and removals: two fsyncs each, not more."""
     events: list[str] = []
-    folder = tmp_path / records.STATE_DIR
+    folder = tmp_path / STATE_DIR
 
     def fsync_dir(path: Path) -> None:
         names = sorted(p.name for p in Path(path).iterdir() if not p.name.endswith(".tmp"))
@@ -104,14 +105,14 @@ def test_write_record_refuses_what_read_record_would_not_accept(tmp_path: Path) 
     json.dumps({**_record(), "config": []}),
 ])
 def test_read_record_returns_none_for_garbage(tmp_path: Path, text: str) -> None:
-    (tmp_path / records.STATE_DIR).mkdir()
-    (tmp_path / records.RECORD).write_bytes(text.encode("utf-8", "surrogateescape"))
+    (tmp_path / STATE_DIR).mkdir()
+    (tmp_path / RECORD).write_bytes(text.encode("utf-8", "surrogateescape"))
     assert records.read_record(tmp_path) is None
 
 
 def test_read_record_truncated_or_garbled_is_none_or_whole(tmp_path: Path) -> None:
     records.write_record(tmp_path, _record(extra={"ü": "€" * 3}))
-    path = tmp_path / records.RECORD
+    path = tmp_path / RECORD
     data = path.read_bytes()
     whole = records.read_record(tmp_path)
     rng = random.Random(7)
@@ -153,7 +154,7 @@ def test_flows_manifest_skips_bad_lines(tmp_path: Path) -> None:
     assert records.read_flows_manifest(tmp_path) == []
     records.append_flows_manifest(tmp_path, {"flow": "flows/a.py", "execution_dir": "runs/a",
                                            "status": "success", "output_file": "x"})
-    with open(tmp_path / records.FLOWS_MANIFEST, "ab") as handle:
+    with open(tmp_path / FLOWS_MANIFEST, "ab") as handle:
         handle.write(b'{"flow": "flows/b.py"\n[1]\n\xff\n{"no": "flow"}\n')
     records.append_flows_manifest(tmp_path, {"flow": "flows/c.py", "execution_dir": "c"})
     assert [e["flow"] for e in records.read_flows_manifest(tmp_path)] == ["flows/a.py",

@@ -12,6 +12,7 @@ import pytest
 from ductaflow.model import Status
 from ductaflow.reporting.inventory import NOT_IN_LAST_CONDUCT, status_rows
 from ductaflow.run_folder import provenance, records
+from ductaflow.run_folder.files import RECORD
 from ductaflow.run_folder.lights import analyze_execution_logs, is_warning_line, scan_output, worst
 
 OK = "✅ Completed flow | Time: 1.00s"
@@ -223,5 +224,5 @@ def test_status_rows_of_a_missing_folder_is_a_usage_error(tmp_path: Path) -> Non
 def test_records_keep_free_form_provenance(tmp_path: Path) -> None:
     folder = tmp_path / "prep" / "a"
     write_record(folder, "success", provenance=provenance.collect(tmp_path))
-    record = json.loads((folder / records.RECORD).read_text(encoding="utf-8"))
+    record = json.loads((folder / RECORD).read_text(encoding="utf-8"))
     assert record["provenance"]["python"]

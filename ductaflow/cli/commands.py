@@ -7,13 +7,12 @@ exit code (2 for bad input), never a traceback.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from ductaflow.errors import DuctaflowError, FlowError, UsageError
+from ductaflow.errors import DuctaflowError, FlowError
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -207,15 +206,9 @@ def _load_config(config_file: str | None, flow: Path, root: Path) -> dict:
         if not default.is_file():
             return {}
         config_file = str(default)
-    try:
-        data = json.loads(Path(config_file).read_text(encoding="utf-8"))
-    except FileNotFoundError as exc:
-        raise UsageError(f"config file not found: {config_file}") from exc
-    except (OSError, ValueError) as exc:
-        raise UsageError(f"cannot read config {config_file}: {exc}") from exc
-    if not isinstance(data, dict):
-        raise UsageError(f"config {config_file} must hold a JSON object")
-    return data
+    from ductaflow.run_folder.files import read_config
+
+    return read_config(Path(config_file), shown=config_file)
 
 
 def _debug(args: argparse.Namespace) -> int:

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from ductaflow.model import Action, Decision, RunResult
+from ductaflow.run_folder.files import REPORT_HTML, output_path
 
 _COLOURS = {"success": "green", "warning": "dark_orange", "error": "red", "": "grey50"}
 
@@ -168,7 +169,7 @@ class ConductView:
 
     def _output(self, result: RunResult) -> Path:
         stem = result.flow.rsplit("/", 1)[-1].rsplit(".", 1)[0]
-        return self._folder(result) / f"{stem}_execution_output.txt"
+        return output_path(self._folder(result), stem)
 
     def close(self) -> None:
         if self.progress is not None:
@@ -187,7 +188,7 @@ class ConductView:
             f"green {lights['success']} · orange {lights['warning']} · red {lights['error']}"
             f"   {time.monotonic() - self.started:.1f}s", highlight=False)
         if self.runs_dir is not None:
-            report = self.runs_dir / "conductor_status_report.html"
+            report = self.runs_dir / REPORT_HTML
             self.console.print(f"report   {_escape(_display_path(report))}", highlight=False)
         for result in results:
             if result.action is Action.FAILED:

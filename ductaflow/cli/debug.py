@@ -7,9 +7,8 @@ import os
 from pathlib import Path
 
 from ductaflow.errors import UsageError
-from ductaflow.execution.notebook import ENV_PROJECT_ROOT, debug_flow
-
-_CONFIG_SUFFIX = "_config.json"
+from ductaflow.execution.notebook import ENV_PROJECT_ROOT, debug_flow, read_saved_config
+from ductaflow.run_folder.files import CONFIG_SUFFIX, config_path, output_path, stem_of_config
 
 
 def prepare_debug(run_dir: Path, flow: str | None = None) -> list[str]:
@@ -19,7 +18,7 @@ def prepare_debug(run_dir: Path, flow: str | None = None) -> list[str]:
     stem = _saved_stem(run_dir)
     root, flow_path = _find_flow(run_dir, stem, flow)
     notebook = debug_flow(flow_path, run_dir, project_root=root)
-    config = run_dir / f"{stem}{_CONFIG_SUFFIX}"
+    config = config_path(run_dir, stem)
     script = _workspace(flow_path, root).replace("${workspaceFolder}/", "")
     return [
         *_last_outcome(run_dir, stem),
@@ -42,7 +41,7 @@ def prepare_debug(run_dir: Path, flow: str | None = None) -> list[str]:
 def _last_outcome(run_dir: Path, stem: str) -> list[str]:
     """The footer of the last run, when there is one: what failed, and how."""
     try:
-        lines = (run_dir / f"{stem}_execution_output.txt").read_text(
+        lines = output_path(run_dir, stem).read_text(
             encoding="utf-8", errors="replace").splitlines()
     except OSError:
         return []
@@ -60,16 +59,16 @@ def _jupyter_hint() -> list[str]:
 
 def _saved_stem(run_dir: Path) -> str:
     """The flow name from the one ``<flow>_config.json`` a run leaves."""
-    stems = sorted(p.name[: -len(_CONFIG_SUFFIX)] for p in run_dir.glob(f"*{_CONFIG_SUFFIX}"))
+    stems = sorted(s for s in (stem_of_config(p.name) for p in run_dir.iterdir()) if s)
     if len(stems) != 1:
         found = ", ".join(stems) or "none"
-        raise UsageError(f"expected one saved *{_CONFIG_SUFFIX} in {run_dir}, found {found}")
+        raise UsageError(f"expected one saved *{CONFIG_SUFFIX} in {run_dir}, found {found}")
     return stems[0]
 
 
 def _find_flow(run_dir: Path, stem: str, flow: str | None) -> tuple[Path, Path]:
     """The project root and flow file: given, recorded by the conductor, or by name."""
-    config = json.loads((run_dir / f"{stem}{_CONFIG_SUFFIX}").read_text(encoding="utf-8"))
+    config = read_saved_config(run_dir, stem)
     root = Path(config.get("_project_root") or os.environ.get(ENV_PROJECT_ROOT) or Path.cwd())
     if flow:
         return root, Path(flow).absolute()

@@ -49,6 +49,7 @@ from ductaflow.execution import processes
 from ductaflow.execution.instance import ExecOptions, execute_instance, instance_dir
 from ductaflow.model import Action, Instance, RunResult, Status
 from ductaflow.run_folder import records
+from ductaflow.run_folder.files import DASK_ATTEMPT_FILE, DASK_ATTEMPT_LOCK, STATE_DIR
 
 log = logging.getLogger(__name__)
 
@@ -57,8 +58,6 @@ INSTALL_HINT = 'pip install "ductaflow[dask]"'
 WORKER_WAIT_S = 600.0
 #: After Ctrl-C, how long running tasks get to kill their flows and report back.
 STOP_GRACE_S = 15.0
-ATTEMPT_LOCK = f"{records.STATE_DIR}/dask_attempt.lock"
-ATTEMPT_FILE = f"{records.STATE_DIR}/dask_attempt.json"
 _CAPACITY_TTL_S = 2.0
 _WATCH_INTERVAL_S = 1.0
 _ONE_AT_A_TIME = threading.Lock()
@@ -351,7 +350,7 @@ def run_on_worker(instance: Instance, reason: str, options: ExecOptions, token: 
         return failed_result(instance, reason, f"NotShared: {missing[0]} is not visible on "
                              f"host {socket.gethostname()}", time.monotonic() - started)
     run_dir = instance_dir(options.runs_dir, instance)
-    (run_dir / records.STATE_DIR).mkdir(parents=True, exist_ok=True)
+    (run_dir / STATE_DIR).mkdir(parents=True, exist_ok=True)
     stop = Event(stop_name)
     with _ONE_AT_A_TIME, _attempt_lock(run_dir):
         if stop.is_set():
@@ -375,7 +374,7 @@ def _attempt_lock(run_dir: Path) -> Iterator[None]:
     """Hold the instance folder for this attempt; the OS releases it if we die."""
     from filelock import FileLock
 
-    lock = FileLock(str(run_dir / ATTEMPT_LOCK))
+    lock = FileLock(str(run_dir / DASK_ATTEMPT_LOCK))
     try:
         lock.acquire()
     except NotImplementedError:  # a filesystem without flock (some Lustre mounts)
@@ -391,7 +390,7 @@ def _attempt_lock(run_dir: Path) -> Iterator[None]:
 def earlier_attempt(run_dir: Path, token: str) -> RunResult | None:
     """The result of an attempt of this submission that finished, if one did."""
     try:
-        saved = json.loads((run_dir / ATTEMPT_FILE).read_text(encoding="utf-8"))
+        saved = json.loads((run_dir / DASK_ATTEMPT_FILE).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
     if not isinstance(saved, dict) or saved.get("token") != token:
@@ -406,7 +405,7 @@ def earlier_attempt(run_dir: Path, token: str) -> RunResult | None:
 
 def save_attempt(run_dir: Path, token: str, result: RunResult) -> None:
     text = json.dumps({"token": token, "result": asdict(result)}, ensure_ascii=False)
-    records.atomic_write_text(run_dir / ATTEMPT_FILE, text)
+    records.atomic_write_text(run_dir / DASK_ATTEMPT_FILE, text)
 
 
 @contextlib.contextmanager

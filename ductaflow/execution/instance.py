@@ -18,7 +18,7 @@ from ductaflow.execution.kernels import ENV_KERNEL_SERVER
 from ductaflow.execution.notebook import ENV_FLOWS_MANIFEST, ENV_PROJECT_ROOT
 from ductaflow.model import Action, ExecOptions, Instance, RunResult, Status
 from ductaflow.run_folder import provenance, records
-from ductaflow.run_folder.files import output_path
+from ductaflow.run_folder.files import FLOWS_MANIFEST, RECORD, STARTED, output_path
 from ductaflow.run_folder.lights import scan_output, worst
 
 
@@ -30,7 +30,7 @@ def execute_instance(instance: Instance, reason: str, options: ExecOptions) -> R
     inputs = records.input_fingerprints(options.project_root, instance.inputs)
     produced_by = options.provenance or provenance.collect(options.project_root)
     started_at, started = records.utc_now(), time.monotonic()
-    _bookkeeping(run_dir / records.STARTED, records.write_started, run_dir,
+    _bookkeeping(run_dir / STARTED, records.write_started, run_dir,
                  {"stage": instance.stage, "instance": instance.name, "flow": instance.flow,
                   "reason": reason})
     error = _run_flow(instance, run_dir, options)
@@ -45,7 +45,7 @@ def execute_instance(instance: Instance, reason: str, options: ExecOptions) -> R
         inputs=inputs, upstream=upstream, status=status.value, started_at=started_at,
         ended_at=records.utc_now(), duration_s=duration, flows=flows, reason=reason,
         provenance=produced_by, error=error)
-    _bookkeeping(run_dir / records.RECORD, records.write_record, run_dir, record)
+    _bookkeeping(run_dir / RECORD, records.write_record, run_dir, record)
     return RunResult(
         stage=instance.stage, instance=instance.name,
         action=Action.FAILED if error else Action.RAN, status=status, reason=reason,
@@ -110,7 +110,7 @@ def _run_flow(instance: Instance, run_dir: Path, options: ExecOptions) -> str:
     """Run the flow; return "" on success or the one-line error summary."""
     flow = options.project_root / instance.flow
     os.environ[ENV_PROJECT_ROOT] = str(options.project_root)
-    os.environ[ENV_FLOWS_MANIFEST] = str(run_dir / records.FLOWS_MANIFEST)
+    os.environ[ENV_FLOWS_MANIFEST] = str(run_dir / FLOWS_MANIFEST)
     if options.kernel_server:
         os.environ[ENV_KERNEL_SERVER] = options.kernel_server
     try:

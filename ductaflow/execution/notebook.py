@@ -10,7 +10,6 @@ the ``engine`` module's papermill engine keeps the notebook's outputs bounded.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import re
@@ -27,9 +26,12 @@ from ductaflow.execution.kernels import kernel_manager_class
 from ductaflow.run_folder.files import (
     OutputWriter,
     config_path,
+    debug_notebook_path,
     footer_line,
+    html_path,
     notebook_path,
     output_path,
+    read_config,
     write_config,
 )
 
@@ -122,7 +124,7 @@ def debug_flow(
             write_config(config_path(run_dir, flow.stem), {**config, "_project_root": str(root)})
     full = {**{k: v for k, v in config.items() if k != "_project_root"},
             "_project_root": str(root)}
-    target = run_dir / f"{flow.stem}_debug.ipynb"
+    target = debug_notebook_path(run_dir, flow.stem)
     _prepare_only(load_flow_notebook(flow), target, full, "python3")
     return target
 
@@ -130,12 +132,9 @@ def debug_flow(
 def read_saved_config(run_dir: Path, stem: str) -> dict[str, Any]:
     """The config a flow last ran with in ``run_dir``; a clear error when there is none."""
     path = config_path(run_dir, stem)
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError as exc:
-        raise UsageError(f"no saved config {path}: run the flow there first") from exc
-    except (OSError, ValueError) as exc:
-        raise UsageError(f"cannot read saved config {path}: {exc}") from exc
+    if not path.exists():
+        raise UsageError(f"no saved config {path}: run the flow there first")
+    return read_config(path)
 
 
 def resolve_project_root(project_root: str | os.PathLike | None) -> Path:
@@ -264,7 +263,7 @@ def export_notebook_html(notebook: Path) -> Path:
     from nbconvert import HTMLExporter
 
     body, _ = HTMLExporter().from_notebook_node(nbformat.read(notebook, as_version=4))
-    target = notebook.with_suffix(".html")
+    target = html_path(notebook.parent, notebook.stem)
     target.write_text(body, encoding="utf-8")
     return target
 

@@ -28,8 +28,8 @@ from typing import Any, NamedTuple
 from ductaflow.model import Decision, Instance, Row
 from ductaflow.planning.planner import LastRun, Plan, resolve_folders
 from ductaflow.run_folder import records
+from ductaflow.run_folder.files import PLAN_CACHE
 
-CACHE_NAME = ".conductor.plan.json"
 FORMAT = 1
 SETTLE_S = 3.0
 
@@ -71,7 +71,7 @@ class Cached(NamedTuple):
 
 def load(key: Mapping[str, Any]) -> Cached | None:
     """The cached plan for ``key`` if nothing it read has changed since, else None."""
-    path = Path(key["runs"]) / CACHE_NAME
+    path = Path(key["runs"]) / PLAN_CACHE
     try:
         data = json.loads(path.read_bytes())
         if data["key"] != key:
@@ -112,7 +112,7 @@ def save(key: Mapping[str, Any], the_plan: Plan, read: Mapping[str, Any],
     if _decode(json.loads(text)["plan"], the_plan.project_root, the_plan.runs_dir) != the_plan:
         return False  # a value JSON does not carry exactly: never cache it
     try:
-        records.atomic_write_text(Path(key["runs"]) / CACHE_NAME, text, fsync_folder=False)
+        records.atomic_write_text(Path(key["runs"]) / PLAN_CACHE, text, fsync_folder=False)
     except OSError:
         return False
     return True

@@ -69,6 +69,7 @@ from typing import Any, NamedTuple
 from ductaflow.errors import Location, PlanError, TableError, TemplateError, UsageError
 from ductaflow.model import Decision, Instance, Row, Table
 from ductaflow.run_folder import records
+from ductaflow.run_folder.files import ConfigFileError, read_config
 from ductaflow.tables import templating
 
 RESERVED = ("instance", "flow")
@@ -554,21 +555,12 @@ class _Flows:
 
     def _base(self, flow: str) -> tuple[dict[str, Any], str | None]:
         name = base_config_path(flow)
-        path = self.project.root / name
-        self.project.stat(name)
-        try:
-            text = path.read_text(encoding="utf-8-sig")
-        except FileNotFoundError:
+        if self.project.stat(name) is None:
             return {}, None
-        except (OSError, UnicodeDecodeError) as error:
-            raise TableError(f"cannot read base config: {error}", Location(name)) from error
         try:
-            base = json.loads(text)
-        except ValueError as error:
-            raise TableError(f"invalid JSON in base config: {error}", Location(name)) from error
-        if not isinstance(base, dict):
-            raise TableError("a base config must be a JSON object", Location(name))
-        return base, name
+            return read_config(self.project.root / name, shown=name), name
+        except ConfigFileError as error:  # a bad base config is bad input of the table
+            raise TableError(error.message, error.location) from error
 
 
 # --- references to instances --------------------------------------------------------

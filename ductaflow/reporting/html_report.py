@@ -27,6 +27,13 @@ from urllib.parse import quote
 
 from ductaflow.model import Action, Decision, RunResult, Status
 from ductaflow.run_folder import records
+from ductaflow.run_folder.files import (
+    config_path,
+    html_path,
+    notebook_path,
+    output_path,
+    stem_of_output,
+)
 from ductaflow.run_folder.lights import (
     is_warning_line,
     output_files,
@@ -161,7 +168,7 @@ def _finished_row(result: RunResult, runs_text: str) -> dict[str, Any]:
     stem = _stem(result.flow)
     row["links"] = _links(folder, stem, runs)
     if light in ("error", "warning"):
-        row["tail"] = _tail(folder / f"{stem}_execution_output.txt", TAIL_LINES)
+        row["tail"] = _tail(output_path(folder, stem), TAIL_LINES)
         row["open"] = True
     record = records.read_record(folder) or {}
     row["provenance"] = _provenance(record)
@@ -175,7 +182,7 @@ def _running_row(decision: Decision, started_at: str, runs: Path,
     row = _base_row(instance.stage, instance.name, instance.flow)
     start = _parse(started_at)
     seconds = (now - start).total_seconds() if start else None
-    output = runs / instance.run_dir / f"{instance.flow_stem}_execution_output.txt"
+    output = output_path(runs / instance.run_dir, instance.flow_stem)
     row.update(light="running", action="running", reason=decision.reason, start=start,
                duration_s=seconds, duration=_clock(seconds) if seconds is not None else "",
                links=_existing([("output", output)], runs))
@@ -213,11 +220,11 @@ def _stem(flow: str) -> str:
 
 def _links(folder: Path, stem: str, runs: Path) -> list[dict[str, str]]:
     """Notebook (HTML when exported, else .ipynb), output file and saved config."""
-    notebook = folder / f"{stem}.html"
+    notebook = html_path(folder, stem)
     if not notebook.is_file():
-        notebook = folder / f"{stem}.ipynb"
-    return _existing([("notebook", notebook), ("output", folder / f"{stem}_execution_output.txt"),
-                      ("config", folder / f"{stem}_config.json")], runs)
+        notebook = notebook_path(folder, stem)
+    return _existing([("notebook", notebook), ("output", output_path(folder, stem)),
+                      ("config", config_path(folder, stem))], runs)
 
 
 def _existing(files: Iterable[tuple[str, Path]], runs: Path) -> list[dict[str, str]]:
@@ -262,7 +269,7 @@ def _children_on_disk(folder: Path) -> list[dict[str, Any]]:
     found = []
     for output in output_files(folder):
         if output not in own:
-            stem = output.name[: -len("_execution_output.txt")]
+            stem = stem_of_output(output.name) or ""
             found.append({"flow": stem, "execution_dir": output.parent.relative_to(folder)
                           .as_posix(), "output_file": output.relative_to(folder).as_posix()})
     return found
@@ -277,7 +284,7 @@ def _child(folder: Path, entry: Mapping[str, Any], runs: Path) -> dict[str, Any]
         inside = False
     flow = str(entry["flow"])
     stem = _stem(flow)
-    output = child_dir / f"{stem}_execution_output.txt"
+    output = output_path(child_dir, stem)
     statuses = [scan_output(output)] if inside and output.is_file() else []
     if entry.get("status") in records.STATUSES:
         statuses.append(Status(entry["status"]))
@@ -478,7 +485,7 @@ def _tick_label(seconds: int) -> str:
 
 @functools.lru_cache(maxsize=4)
 def _asset(name: str) -> str:
-    return resources.files("ductaflow.reporting").joinpath("templates", name).read_text(encoding="utf-8")
+    return resources.files(__package__).joinpath("templates", name).read_text(encoding="utf-8")
 
 
 @functools.lru_cache(maxsize=1)
@@ -486,6 +493,6 @@ def _environment() -> Any:
     import jinja2
 
     return jinja2.Environment(
-        loader=jinja2.PackageLoader("ductaflow.reporting", "templates"),
+        loader=jinja2.PackageLoader(__package__, "templates"),
         autoescape=True, undefined=jinja2.StrictUndefined, trim_blocks=True,
         lstrip_blocks=True)

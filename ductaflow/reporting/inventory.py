@@ -18,9 +18,15 @@ from pathlib import Path
 
 from ductaflow.errors import UsageError
 from ductaflow.model import Action, RunResult, Status
-from ductaflow.reporting.results_files import REPORT_HTML, RESULTS_CSV
 from ductaflow.run_folder import records
-from ductaflow.run_folder.lights import OUTPUT_SUFFIX, instance_status
+from ductaflow.run_folder.files import (
+    REPORT_HTML,
+    RESULTS_CSV,
+    STARTED,
+    STATE_DIR,
+    stem_of_output,
+)
+from ductaflow.run_folder.lights import instance_status
 
 NOT_IN_LAST_CONDUCT = "not in the last conduct"
 INCOMPLETE = "incomplete: killed, or running now"
@@ -115,10 +121,10 @@ def _subfolders(folder: Path) -> list[str]:
 
 
 def _is_instance(folder: Path) -> bool:
-    if (folder / records.STATE_DIR).is_dir():
+    if (folder / STATE_DIR).is_dir():
         return True
     try:
-        return any(n.endswith(OUTPUT_SUFFIX) for n in os.listdir(folder))
+        return any(stem_of_output(n) is not None for n in os.listdir(folder))
     except OSError:
         return False
 
@@ -144,15 +150,15 @@ def _inspect(runs: Path, stage: str, name: str,
 
 def _started_flow(folder: Path) -> str:
     try:
-        info = json.loads((folder / records.STARTED).read_text(encoding="utf-8"))
+        info = json.loads((folder / STARTED).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return ""
     return str(info.get("flow", "")) if isinstance(info, dict) else ""
 
 
 def _flow_from_outputs(folder: Path) -> str:
-    names = sorted(n for n in os.listdir(folder) if n.endswith(OUTPUT_SUFFIX))
-    return names[0][: -len(OUTPUT_SUFFIX)] if names else ""
+    stems = sorted(s for s in map(stem_of_output, os.listdir(folder)) if s is not None)
+    return stems[0] if stems else ""
 
 
 def _runs_folder(runs_dir: str | os.PathLike) -> Path:

@@ -23,12 +23,10 @@ from typing import Any
 
 from ductaflow.model import Action, Instance, RunResult
 from ductaflow.run_folder import records
+from ductaflow.run_folder.files import REPORT_HTML, RESULTS_CSV, RESULTS_XLSX
 
 log = logging.getLogger(__name__)
 
-RESULTS_CSV = "conductor_results.csv"
-RESULTS_XLSX = "conductor_results.xlsx"
-REPORT_HTML = "conductor_status_report.html"
 COLUMNS = ("stage", "instance", "action", "status", "reason", "duration_s", "run_dir", "flow",
            "error", "started_at", "ended_at")
 RESULT_COLUMNS = ("status", "action", "reason", "duration_s", "run_dir")

@@ -1,4 +1,9 @@
-"""The files a flow leaves in its folder, and the one footer line every output ends with.
+"""Every file name in a runs folder, the config files flows run with, and the footer.
+
+The one owner of the names a runs folder holds (SPEC.md's "On disk", now
+``docs/concepts.md``): what a flow leaves in its instance folder, the engine's
+bookkeeping beside it, and the files a conduct keeps at the top of the runs folder.
+Every other module builds these names through here, so a name changes in one place.
 
 Standard library only: flows running as plain scripts use it too.
 """
@@ -10,21 +15,126 @@ import sys
 from pathlib import Path
 from typing import Any, TextIO
 
+from ductaflow.errors import Location, UsageError
+
 #: Most bytes of captured output kept per run; a flow printing gigabytes must not
 #: fill the disk or the report. The footer is written past the cap.
 OUTPUT_CAP_BYTES = 50 * 1024 * 1024
 
+# --- what a flow leaves in its instance folder: <flow> is the flow file's stem -------
+
+CONFIG_SUFFIX = "_config.json"
+OUTPUT_SUFFIX = "_execution_output.txt"
+
+# --- the engine's bookkeeping inside each instance folder (records.py reads them) ----
+
+STATE_DIR = ".ductaflow"
+STARTED = f"{STATE_DIR}/started.json"
+RECORD = f"{STATE_DIR}/record.json"
+FLOWS_MANIFEST = f"{STATE_DIR}/flows.jsonl"
+DASK_ATTEMPT_LOCK = f"{STATE_DIR}/dask_attempt.lock"
+DASK_ATTEMPT_FILE = f"{STATE_DIR}/dask_attempt.json"
+
+# --- what a conduct keeps at the top of the runs folder ------------------------------
+
+RESULTS_CSV = "conductor_results.csv"
+RESULTS_XLSX = "conductor_results.xlsx"
+REPORT_HTML = "conductor_status_report.html"
+LOCK = ".conductor.lock"
+PLAN_CACHE = ".conductor.plan.json"
+GENERATION = ".conductor.generation"
+ENGINE_FILES = (RESULTS_CSV, RESULTS_XLSX, REPORT_HTML, LOCK, PLAN_CACHE, GENERATION)
+
 
 def config_path(run_dir: Path, stem: str) -> Path:
-    return run_dir / f"{stem}_config.json"
+    """``<flow>_config.json``: the config the flow ran with."""
+    return run_dir / f"{stem}{CONFIG_SUFFIX}"
 
 
 def notebook_path(run_dir: Path, stem: str) -> Path:
+    """``<flow>.ipynb``: the executed notebook (notebook mode)."""
     return run_dir / f"{stem}.ipynb"
 
 
+def html_path(run_dir: Path, stem: str) -> Path:
+    """``<flow>.html``: the notebook exported to HTML, when asked for."""
+    return run_dir / f"{stem}.html"
+
+
 def output_path(run_dir: Path, stem: str) -> Path:
-    return run_dir / f"{stem}_execution_output.txt"
+    """``<flow>_execution_output.txt``: everything the flow printed, and the footer."""
+    return run_dir / f"{stem}{OUTPUT_SUFFIX}"
+
+
+def debug_notebook_path(run_dir: Path, stem: str) -> Path:
+    """``<flow>_debug.ipynb``: the flow with the run's config, ready to step through."""
+    return run_dir / f"{stem}_debug.ipynb"
+
+
+def run_files(run_dir: Path, stem: str) -> tuple[Path, Path, Path]:
+    """The files one run of a flow rewrites: output, notebook and HTML export."""
+    return output_path(run_dir, stem), notebook_path(run_dir, stem), html_path(run_dir, stem)
+
+
+def attempt_path(path: Path, attempt: int) -> Path:
+    """Where a failed attempt's file is kept so the next attempt does not overwrite it:
+    ``model_execution_output.txt`` -> ``model_execution_output.attempt1.txt``."""
+    base, dot, suffix = path.name.rpartition(".")
+    return path.with_name(f"{base}.attempt{attempt}{dot}{suffix}")
+
+
+def stem_of_output(name: str) -> str | None:
+    """The flow's stem from an output file's name, None for any other file."""
+    return name[: -len(OUTPUT_SUFFIX)] if name.endswith(OUTPUT_SUFFIX) else None
+
+
+def stem_of_config(name: str) -> str | None:
+    """The flow's stem from a saved config's name, None for any other file."""
+    return name[: -len(CONFIG_SUFFIX)] if name.endswith(CONFIG_SUFFIX) else None
+
+
+# --- config files -------------------------------------------------------------------
+
+
+class ConfigFileError(UsageError):
+    """A config file that is missing, unreadable, not JSON, or not a JSON object."""
+
+
+def read_config(path: Path, shown: str | None = None) -> dict[str, Any]:
+    """The JSON object in a config file: UTF-8, with or without a BOM (Notepad adds one).
+
+    Every config ductaflow reads goes through here (a base config, ``--config``, a
+    run's saved config), so all of them accept the same files and refuse the rest
+    with one line naming the file (``shown``, else the path).
+    """
+    where = Location(shown or str(path))
+    try:
+        text = Path(path).read_text(encoding="utf-8-sig")
+    except FileNotFoundError as exc:
+        raise ConfigFileError("config file not found", where) from exc
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigFileError(f"cannot read the config file: {_one_line(exc)}", where) from exc
+    try:
+        config = json.loads(text)
+    except ValueError as exc:
+        raise ConfigFileError(f"invalid JSON: {_one_line(exc)}", where) from exc
+    if not isinstance(config, dict):
+        raise ConfigFileError(f"a config must hold a JSON object, not {type(config).__name__}",
+                              where)
+    return config
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split())
+
+
+def write_config(path: Path, config: dict[str, Any]) -> None:
+    """Save a config as people read it: sorted keys, indented, UTF-8."""
+    text = json.dumps(config, indent=2, sort_keys=True, ensure_ascii=False, default=str)
+    path.write_text(text + "\n", encoding="utf-8")
+
+
+# --- the footer -----------------------------------------------------------------------
 
 
 def footer_line(stem: str, seconds: float, error: str | None = None) -> str:
@@ -36,13 +146,8 @@ def footer_line(stem: str, seconds: float, error: str | None = None) -> str:
 
 
 def is_footer(line: str) -> bool:
+    """Whether a captured line is the footer (which never counts for the warning scan)."""
     return line.startswith(("✅ Completed ", "❌ Failed "))
-
-
-def write_config(path: Path, config: dict[str, Any]) -> None:
-    """Save a config as people read it: sorted keys, indented, UTF-8."""
-    text = json.dumps(config, indent=2, sort_keys=True, ensure_ascii=False, default=str)
-    path.write_text(text + "\n", encoding="utf-8")
 
 
 class OutputWriter:

@@ -14,9 +14,8 @@ from pathlib import Path
 
 from ductaflow.model import Status
 from ductaflow.run_folder import records
-from ductaflow.run_folder.files import is_footer
+from ductaflow.run_folder.files import OUTPUT_SUFFIX, is_footer
 
-OUTPUT_SUFFIX = "_execution_output.txt"
 WARNING_WIDTH = 15
 _RANK = {Status.SUCCESS: 0, Status.WARNING: 1, Status.ERROR: 2}
 

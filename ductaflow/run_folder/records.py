@@ -51,11 +51,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from ductaflow.run_folder.files import FLOWS_MANIFEST, GENERATION, RECORD, STARTED, STATE_DIR
+
 RECORD_VERSION = 1
-STATE_DIR = ".ductaflow"
-STARTED = f"{STATE_DIR}/started.json"
-RECORD = f"{STATE_DIR}/record.json"
-FLOWS_MANIFEST = f"{STATE_DIR}/flows.jsonl"
 STATUSES = ("success", "warning", "error")
 
 _RECORD_TYPES: dict[str, type | tuple[type, ...]] = {
@@ -242,7 +240,6 @@ def _remove(path: Path) -> None:
 
 # --- the runs folder's generation -------------------------------------------------------
 
-GENERATION_FILE = ".conductor.generation"
 
 
 def read_generation(runs_dir: str | os.PathLike[str]) -> str:
@@ -250,14 +247,14 @@ def read_generation(runs_dir: str | os.PathLike[str]) -> str:
     ``""`` when there is none. Equal before planning and once the lock is held: no
     record changed in between, and the plan made before the lock still holds."""
     try:
-        with open(os.path.join(runs_dir, GENERATION_FILE), "rb") as handle:
+        with open(os.path.join(runs_dir, GENERATION), "rb") as handle:
             return handle.read(64).decode("ascii", errors="replace")
     except OSError:
         return ""
 
 
 def bump_generation(runs_dir: str | os.PathLike[str]) -> None:
-    atomic_write_text(Path(runs_dir) / GENERATION_FILE, uuid.uuid4().hex)
+    atomic_write_text(Path(runs_dir) / GENERATION, uuid.uuid4().hex)
 
 
 # --- started / record ---------------------------------------------------------------
