@@ -15,24 +15,21 @@ import json
 import keyword
 import os
 import sys
-import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn, TextIO
 
+from ductaflow import environment
 from ductaflow.run_folder.files import (
-    OUTPUT_CAP_BYTES,
     ConfigFileError,
+    OutputWriter,
     config_path,
     footer_line,
     output_path,
     read_config,
     write_config,
 )
-
-CAPTURED_BY_PARENT_ENV = "DUCTAFLOW_CAPTURED_BY_PARENT"
-"""Set to ``1`` by a runner that captures the flow's output and writes the footer."""
 
 PATH_KEY_NAMES = frozenset({"path", "file", "dir", "folder"})
 PATH_KEY_SUFFIXES = ("_path", "_file", "_dir", "_folder")
@@ -87,7 +84,7 @@ def load_cli_config(
     output_dir.mkdir(parents=True, exist_ok=True)
     os.chdir(output_dir)
     write_config(config_path(Path(), flow), config)
-    if os.environ.get(CAPTURED_BY_PARENT_ENV) != "1":
+    if os.environ.get(environment.CAPTURED_BY_PARENT) != "1":
         _start_capture(output_path(Path(), flow), flow, started)
     if unknown:
         print(f"note: ignoring unknown arguments: {' '.join(unknown)}", file=sys.stderr)
@@ -143,58 +140,6 @@ def _flow_name() -> str:
 # --------------------------------------------------------------------- capture
 
 
-class _OutputFile:
-    """The shared output file of one run: UTF-8, flushed at every write, capped.
-
-    stdout and stderr both write here, possibly from several threads, so writes
-    are serialised. After ``cap`` bytes one note is written and the rest dropped;
-    :meth:`close` still appends the footer so the file always ends with it.
-    """
-
-    def __init__(self, path: Path, cap: int):
-        self.path = path
-        self._cap = cap
-        self._file: Any = open(path, "wb")  # truncated: one run, one file
-        self._lock = threading.RLock()  # a signal handler may print mid-write
-        self._written = 0
-        self._at_line_start = True
-        self._capped = False
-
-    def write(self, text: str) -> None:
-        data = text.encode("utf-8", "replace")
-        if not data:
-            return
-        with self._lock:
-            if self._file is None or self._capped:
-                return
-            if self._written + len(data) > self._cap:
-                self._capped = True
-                megabytes = f"{self._cap / 1024 / 1024:g} MB"
-                data = f"... output truncated at {megabytes} ...\n".encode()
-                data = data if self._at_line_start else b"\n" + data
-            self._emit(data)
-
-    def close(self, last_line: str = "") -> None:
-        """Write ``last_line`` on a line of its own, then stop writing for good."""
-        with self._lock:
-            if self._file is None:
-                return
-            if last_line:
-                prefix = b"" if self._at_line_start else b"\n"
-                self._emit(prefix + last_line.encode("utf-8") + b"\n")
-            self._file.close()
-            self._file = None
-
-    def _emit(self, data: bytes) -> None:
-        try:
-            self._file.write(data)
-            self._file.flush()
-        except OSError:
-            return  # a full disk must not kill the flow; the terminal still has it
-        self._written += len(data)
-        self._at_line_start = data.endswith(b"\n")
-
-
 class _Tee:
     """Stands in for ``sys.stdout``/``sys.stderr``: the terminal and the output file.
 
@@ -202,7 +147,7 @@ class _Tee:
     ``buffer``...) is answered by the original stream.
     """
 
-    def __init__(self, stream: TextIO, sink: _OutputFile):
+    def __init__(self, stream: TextIO, sink: OutputWriter):
         self._stream = stream
         self._sink = sink
 
@@ -245,7 +190,7 @@ class _CaptureState:
     flow: str
     output_file: Path
     started: float
-    sink: _OutputFile
+    sink: OutputWriter
     stdout: Any
     stderr: Any
     excepthook: Any
@@ -271,7 +216,7 @@ def _start_capture(output_file: Path, flow: str, started: float | None = None) -
     """
     global _CAPTURE, _ATEXIT_REGISTERED
     _stop_capture()
-    sink = _OutputFile(Path(output_file).absolute(), OUTPUT_CAP_BYTES)
+    sink = OutputWriter(Path(output_file).absolute())
     _CAPTURE = _CaptureState(
         flow=flow,
         output_file=sink.path,

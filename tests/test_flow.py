@@ -16,14 +16,14 @@ from pathlib import Path
 
 import pytest
 
-from ductaflow import flow
+from ductaflow import environment, flow
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = Path(__file__).resolve().parent / "data"
 
 
 def _env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k != flow.CAPTURED_BY_PARENT_ENV}
+    env = {k: v for k, v in os.environ.items() if k != environment.CAPTURED_BY_PARENT}
     env["PYTHONPATH"] = str(REPO)
     env["PYTHONIOENCODING"] = "utf-8"
     return {**env, **extra}
@@ -190,23 +190,27 @@ def test_importing_ductaflow_is_cheap() -> None:
 # ------------------------------------------------------------- output file cap
 
 
-def test_output_file_is_capped_and_still_ends_with_the_footer(tmp_path: Path) -> None:
-    sink = flow._OutputFile(tmp_path / "out.txt", cap=20)
-    sink.write("0123456789\n")
-    sink.write("partial")
-    sink.write("0123456789\n")
-    sink.write("dropped\n")
-    sink.close(flow.footer_line("x", 1.234))
-    assert (tmp_path / "out.txt").read_text(encoding="utf-8").splitlines() == [
-        "0123456789",
-        "partial",
-        f"... output truncated at {20 / 1024 / 1024:g} MB ...",
-        "✅ Completed x | Time: 1.23s",
-    ]
+def test_a_script_flows_output_is_capped_and_still_ends_with_the_footer(tmp_path: Path) -> None:
+    """The capture inside a script flow uses the runners' one capped writer."""
+    flow._start_capture(tmp_path / "out.txt", "x")
+    sink = flow.current_capture().sink
+    sink.cap = 20
+    try:
+        print("0123456789")
+        print("partial", end="")
+        print("0123456789")
+        print("dropped")
+    finally:
+        flow._stop_capture(footer=True)
+    lines = (tmp_path / "out.txt").read_text(encoding="utf-8").splitlines()
+    assert lines[:3] == ["0123456789", "partial01", "... output truncated at 20 bytes ..."]
+    assert lines[3].startswith("✅ Completed x | Time: ") and len(lines) == 4
 
 
 def test_cap_is_50_megabytes() -> None:
-    assert flow.OUTPUT_CAP_BYTES == 50 * 1024 * 1024
+    from ductaflow.run_folder.files import OUTPUT_CAP_BYTES
+
+    assert OUTPUT_CAP_BYTES == 50 * 1024 * 1024
 
 
 def test_footer_line_and_exception_text() -> None:

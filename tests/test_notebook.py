@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from ductaflow import environment
 from ductaflow.errors import FlowError, FlowTimeoutError, KernelDiedError
 from ductaflow.execution.notebook import run_notebook
 from ductaflow.execution.script import run_script
@@ -130,7 +131,7 @@ print("left everything open")
 @pytest.mark.parametrize("warm", [False, True], ids=["cold", "warm"])
 def test_files_a_flow_leaves_open_reach_disk(project: Path, monkeypatch, warm: bool) -> None:
     """A kernel ends quicker than Python's own exit; what the flow wrote still lands."""
-    from ductaflow.execution.kernels import ENV_KERNEL_SERVER, KernelServer, warm_supported
+    from ductaflow.execution.kernels import KernelServer, warm_supported
 
     if warm and not warm_supported():
         pytest.skip("warm kernels need Linux")
@@ -143,7 +144,7 @@ def test_files_a_flow_leaves_open_reach_disk(project: Path, monkeypatch, warm: b
     server = KernelServer(ready=1) if warm else None
     try:
         if server is not None:
-            monkeypatch.setenv(ENV_KERNEL_SERVER, server.address)
+            monkeypatch.setenv(environment.KERNEL_SERVER, server.address)
         run_notebook(flow, {}, run_dir, project)
     finally:
         if server is not None:

@@ -19,7 +19,7 @@ def test_ascii_past_the_cap_keeps_exactly_the_cap_then_a_note(tmp_path: Path) ->
         writer.write("never kept")
         writer.write_line(footer_line("x", 1.0))
     text = written(path).decode("utf-8")
-    assert text.startswith("123456789a\n... output truncated at 0 MB ...\n")
+    assert text.startswith("123456789a\n... output truncated at 10 bytes ...\n")
     assert "never kept" not in text
     assert text.endswith("✅ Completed x | Time: 1.00s\n")
 

@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from ductaflow import environment
 from ductaflow.conductor import conduct
-from ductaflow.execution.kernels import ENV_KERNEL_SERVER, KernelServer, warm_supported
+from ductaflow.execution.kernels import KernelServer, warm_supported
 from ductaflow.execution.notebook import run_notebook
 from ductaflow.model import Action, Status
 
@@ -43,7 +44,7 @@ def test_warm_kernels_are_fresh_processes_in_the_right_folder(tmp_path, monkeypa
     flow.write_text(LEAK, encoding="utf-8")
     server = KernelServer(("pandas",), ready=1)
     try:
-        monkeypatch.setenv(ENV_KERNEL_SERVER, server.address)
+        monkeypatch.setenv(environment.KERNEL_SERVER, server.address)
         monkeypatch.setenv("DF_PROBE", "from the caller")
         for name in ("a", "b", "c"):
             run_notebook(flow, {"name": name}, tmp_path / name, tmp_path)
@@ -72,7 +73,7 @@ def test_conduct_with_warm_kernels_matches_cold(tmp_path):
         assert [r.action for r in results] == [Action.RAN] * 4
         assert all(r.status is Status.SUCCESS for r in results)
         assert all(probe(tmp_path / runs / "leak" / f"i{n}")["seen"] is None for n in range(4))
-    assert os.environ.get(ENV_KERNEL_SERVER) is None  # the caller's environment untouched
+    assert os.environ.get(environment.KERNEL_SERVER) is None  # the caller's environment untouched
 
 
 PAPERMILL_PROBE = """\

@@ -6,8 +6,9 @@ import json
 import os
 from pathlib import Path
 
+from ductaflow import environment
 from ductaflow.errors import UsageError
-from ductaflow.execution.notebook import ENV_PROJECT_ROOT, debug_flow, read_saved_config
+from ductaflow.execution.notebook import debug_flow, read_saved_config
 from ductaflow.run_folder.files import CONFIG_SUFFIX, config_path, output_path, stem_of_config
 
 
@@ -69,7 +70,8 @@ def _saved_stem(run_dir: Path) -> str:
 def _find_flow(run_dir: Path, stem: str, flow: str | None) -> tuple[Path, Path]:
     """The project root and flow file: given, recorded by the conductor, or by name."""
     config = read_saved_config(run_dir, stem)
-    root = Path(config.get("_project_root") or os.environ.get(ENV_PROJECT_ROOT) or Path.cwd())
+    root = Path(config.get("_project_root") or os.environ.get(environment.PROJECT_ROOT)
+                or Path.cwd())
     if flow:
         return root, Path(flow).absolute()
     record = _recorded_flow(run_dir)

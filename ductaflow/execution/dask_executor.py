@@ -319,13 +319,10 @@ def dask_setup(worker: Any) -> None:
     """
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGINT, signal.SIG_IGN)
-    threading.Thread(target=_die_with_parent, args=(os.getppid(),), daemon=True,
-                     name="ductaflow lifeline").start()
+    processes.when_gone(_die, interval=1.0)
 
 
-def _die_with_parent(parent: int) -> None:
-    while os.getppid() == parent:
-        time.sleep(1.0)
+def _die() -> None:
     processes.kill_all()
     os._exit(70)
 

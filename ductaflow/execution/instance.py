@@ -13,9 +13,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from ductaflow import environment
 from ductaflow.errors import DuctaflowError, FlowError, UsageError
-from ductaflow.execution.kernels import ENV_KERNEL_SERVER
-from ductaflow.execution.notebook import ENV_FLOWS_MANIFEST, ENV_PROJECT_ROOT
 from ductaflow.model import Action, ExecOptions, Instance, RunResult, Status
 from ductaflow.run_folder import provenance, records
 from ductaflow.run_folder.files import FLOWS_MANIFEST, RECORD, STARTED, output_path
@@ -109,10 +108,10 @@ def instance_dir(runs_dir: Path, instance: Instance) -> Path:
 def _run_flow(instance: Instance, run_dir: Path, options: ExecOptions) -> str:
     """Run the flow; return "" on success or the one-line error summary."""
     flow = options.project_root / instance.flow
-    os.environ[ENV_PROJECT_ROOT] = str(options.project_root)
-    os.environ[ENV_FLOWS_MANIFEST] = str(run_dir / FLOWS_MANIFEST)
+    os.environ[environment.PROJECT_ROOT] = str(options.project_root)
+    os.environ[environment.FLOWS_MANIFEST] = str(run_dir / FLOWS_MANIFEST)
     if options.kernel_server:
-        os.environ[ENV_KERNEL_SERVER] = options.kernel_server
+        os.environ[environment.KERNEL_SERVER] = options.kernel_server
     try:
         if options.mode == "script":
             from ductaflow.execution.script import run_script
@@ -126,7 +125,7 @@ def _run_flow(instance: Instance, run_dir: Path, options: ExecOptions) -> str:
     except FlowError as exc:
         return exc.summary
     finally:
-        os.environ.pop(ENV_FLOWS_MANIFEST, None)
+        os.environ.pop(environment.FLOWS_MANIFEST, None)
     return ""
 
 

@@ -32,9 +32,9 @@ from pathlib import Path
 from queue import Empty
 from typing import Any
 
+from ductaflow import environment
 from ductaflow.execution import processes
 
-ENV_KERNEL_SERVER = "DUCTAFLOW_KERNEL_SERVER"
 #: IPython's history in memory: batch kernels have no use for a shared history.sqlite,
 #: and many writing it at once only contend for its lock.
 KERNEL_ARGUMENTS = ("--HistoryManager.hist_file=:memory:",)
@@ -74,7 +74,7 @@ def kernel_manager_class(socket_dir: str | None, kernel_log: Path) -> type:
             self._process: Any = None
 
         async def start_kernel(self, **kw: Any) -> None:
-            server = os.environ.get(ENV_KERNEL_SERVER)
+            server = os.environ.get(environment.KERNEL_SERVER)
             if server and self.provisioner is None:
                 self.kernel_id = self.kernel_id or secrets.token_hex(16)
                 self.provisioner = WarmProvisioner(
@@ -487,19 +487,7 @@ def _read_fd_line(fd: int) -> str:
 
 def _watch_pid(pid: int) -> None:
     """End this kernel when the worker that asked for it is gone."""
-    import threading
-
-    def poll() -> None:
-        while True:
-            time.sleep(0.2)
-            try:
-                os.kill(pid, 0)
-            except ProcessLookupError:
-                processes.end_own_group()
-            except PermissionError:
-                pass
-
-    threading.Thread(target=poll, daemon=True).start()
+    processes.when_gone(processes.end_own_group, pid=pid)
 
 
 if __name__ == "__main__":

@@ -21,6 +21,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from ductaflow import environment
 from ductaflow.errors import FlowError, FlowTimeoutError, KernelDiedError, UsageError
 from ductaflow.execution.kernels import kernel_manager_class
 from ductaflow.run_folder.files import (
@@ -37,8 +38,6 @@ from ductaflow.run_folder.files import (
 
 log = logging.getLogger(__name__)
 
-ENV_PROJECT_ROOT = "DUCTAFLOW_PROJECT_ROOT"
-ENV_FLOWS_MANIFEST = "DUCTAFLOW_FLOWS_MANIFEST"
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 
 
@@ -140,7 +139,7 @@ def read_saved_config(run_dir: Path, stem: str) -> dict[str, Any]:
 def resolve_project_root(project_root: str | os.PathLike | None) -> Path:
     """The explicit root, else the conductor's (inherited by builds), else the cwd."""
     if project_root is None:
-        project_root = os.environ.get(ENV_PROJECT_ROOT) or Path.cwd()
+        project_root = os.environ.get(environment.PROJECT_ROOT) or Path.cwd()
     return Path(project_root).absolute()
 
 
@@ -274,7 +273,7 @@ def _note_in_manifest(flow: Path, run_dir: Path, status: str, root: Path) -> Non
     The conductor points ``DUCTAFLOW_FLOWS_MANIFEST`` at the build's instance
     bookkeeping; a flow run from anywhere else writes nothing.
     """
-    manifest = os.environ.get(ENV_FLOWS_MANIFEST)
+    manifest = os.environ.get(environment.FLOWS_MANIFEST)
     if not manifest:
         return
     from ductaflow.run_folder.records import append_flows_manifest

@@ -12,6 +12,8 @@ from __future__ import annotations
 import os
 import signal
 import threading
+import time
+from collections.abc import Callable
 from typing import Any
 
 _LIVE: dict[int, Any] = {}
@@ -56,23 +58,48 @@ def kill_tree(process: Any) -> None:
             pass
 
 
-def watch_parent(interval: float = 0.2, cleanup: Any = None) -> None:
+def watch_parent(interval: float = 0.2, cleanup: Callable[[], None] | None = None) -> None:
     """End this process as soon as its parent is gone (POSIX: it gets re-parented).
 
     A flow's kernel or script runs as the leader of a session of its own, so this
     kills its whole process group: whatever the flow started goes with it. ``cleanup``
     runs first: a parent killed with -9 never removes what it made for this process.
     """
+
+    def end() -> None:
+        if cleanup is not None:
+            cleanup()
+        end_own_group()
+
+    when_gone(end, interval=interval)
+
+
+def when_gone(then: Callable[[], None], pid: int | None = None, interval: float = 0.2) -> None:
+    """Call ``then`` from a daemon thread once this process's parent (or ``pid``) is gone.
+
+    The one "die with my parent" loop of every process ductaflow starts: a worker of
+    a Dask cluster, a kernel handed out by the kernel server, a script flow. POSIX
+    only: there an orphan is re-parented and a gone pid refuses signal 0; elsewhere
+    (Windows) the parent's end is noticed by other means (pipes, job objects).
+    """
     if os.name != "posix":
         return
     parent = os.getppid()
 
-    def poll() -> None:
-        while True:
-            threading.Event().wait(interval)
-            if os.getppid() != parent:
-                if cleanup is not None:
-                    cleanup()
-                end_own_group()
+    def gone() -> bool:
+        if pid is None:
+            return os.getppid() != parent
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        except PermissionError:
+            return False  # alive, and someone else's
+        return False
 
-    threading.Thread(target=poll, daemon=True, name="ductaflow-watch-parent").start()
+    def poll() -> None:
+        while not gone():
+            time.sleep(interval)
+        then()
+
+    threading.Thread(target=poll, daemon=True, name="ductaflow-lifeline").start()

@@ -21,6 +21,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from ductaflow import environment
 from ductaflow.errors import FlowError, FlowTimeoutError, KernelDiedError
 from ductaflow.execution import processes
 from ductaflow.run_folder.files import (
@@ -32,7 +33,6 @@ from ductaflow.run_folder.files import (
     write_config,
 )
 
-ENV_CAPTURED = "DUCTAFLOW_CAPTURED_BY_PARENT"
 _FOOTER_MARK = "\x1e"  # ASCII record separator: the runner's footer follows; flows never print it
 _CHUNK = 1 << 16
 
@@ -56,7 +56,7 @@ def run_script(
     write_config(cfg, {**dict(config or {}), "_project_root": str(project_root)})
     command = [sys.executable, "-u", "-m", "ductaflow.execution.script", str(flow),
                "--config", str(cfg), "--output-dir", str(execution_dir)]
-    env = {**os.environ, ENV_CAPTURED: "1", "PYTHONIOENCODING": "utf-8",
+    env = {**os.environ, environment.CAPTURED_BY_PARENT: "1", "PYTHONIOENCODING": "utf-8",
            "PYTHONUNBUFFERED": "1"}
     started = time.monotonic()
     with OutputWriter(output_path(execution_dir, stem), echo=echo) as writer:

@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import json
 import sys
+import threading
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
 from ductaflow.errors import Location, UsageError
 
@@ -151,11 +152,17 @@ def is_footer(line: str) -> bool:
 
 
 class OutputWriter:
-    """A file-like sink for captured output: flushed on every write, capped in size.
+    """The one capped, live sink for everything a flow prints: ``<flow>_execution_output.txt``.
 
-    papermill calls ``write``/``flush`` once per kernel stream message, so the file
-    grows as the flow prints and ``tail -f`` shows progress. With ``echo`` the same
-    text goes to this process's stdout.
+    Used by the notebook runner (papermill calls ``write`` once per kernel stream
+    message), by the script runner (the child's pipe) and inside a script flow run by
+    hand (``load_cli_config`` tees stdout and stderr here). Every write is flushed, so
+    the file grows as the flow prints and ``tail -f`` shows progress; writes may come
+    from several threads, or from a signal handler mid-write. After ``cap`` bytes (cut
+    on a character boundary) one note is written and the rest dropped; ``write_line``
+    (the footer) still lands past the cap. A full disk drops output, never the flow:
+    the terminal still has it, and the record's write then fails with a clear error.
+    With ``echo`` the same text also goes to this process's stdout.
     """
 
     def __init__(self, path: Path, echo: bool = False, cap: int = OUTPUT_CAP_BYTES,
@@ -166,7 +173,8 @@ class OutputWriter:
         self.written = 0
         self.truncated = False
         self.at_line_start = True
-        self._file: TextIO = open(path, mode, encoding="utf-8", errors="replace")
+        self._lock = threading.RLock()
+        self._file: Any = open(path, mode + "b")  # noqa: SIM115 - closed by close()
 
     def __enter__(self) -> OutputWriter:
         return self
@@ -175,58 +183,73 @@ class OutputWriter:
         self.close()
 
     def write(self, text: str) -> int:
+        """Write what the flow printed, up to the cap; returns ``len(text)`` as a stream."""
         if not text:
             return 0
         if self.echo:
             _echo(text)
-        self._to_file(text)
+        with self._lock:
+            for start in range(0, len(text), _SLICE):  # bounded copies of a huge message
+                if self.truncated or self._file is None:
+                    break
+                self._capped(text[start:start + _SLICE].encode("utf-8", "replace"))
         return len(text)
 
-    def _to_file(self, text: str) -> None:
-        if self.truncated:
-            return
+    def _capped(self, data: bytes) -> None:
         room = self.cap - self.written
-        # isascii() is O(1) in CPython: most output needs no encoded copy to be measured.
-        size = len(text) if text.isascii() else len(text.encode("utf-8", errors="replace"))
-        if size <= room:
-            self._write_in_slices(text)
-            self.written += size
-            self.at_line_start = text.endswith("\n")
-        else:
-            if not text.isascii():
-                text = text.encode("utf-8", errors="replace")[:room].decode("utf-8", "ignore")
-            self._write_in_slices(text, min(room, len(text)))
-            self._file.write(f"\n... output truncated at {self.cap // (1024 * 1024)} MB ...\n")
-            self.written = self.cap
-            self.truncated = True
-            self.at_line_start = True
-        self._file.flush()
-
-    def _write_in_slices(self, text: str, end: int | None = None, step: int = 1 << 20) -> None:
-        """One huge write would encode the whole message at once: slices bound the copy."""
-        end = len(text) if end is None else end
-        for start in range(0, end, step):
-            self._file.write(text[start:min(start + step, end)])
+        if len(data) <= room:
+            self._emit(data)
+            self.written += len(data)
+            return
+        self._emit(data[:room].decode("utf-8", "ignore").encode("utf-8"))
+        note = f"... output truncated at {_size(self.cap)} ...\n"
+        self._emit((note if self.at_line_start else "\n" + note).encode())
+        self.written = self.cap
+        self.truncated = True
 
     def write_text(self, text: str) -> None:
         """Write a block of text (a traceback) on lines of its own, past any cap."""
         self.write_line(text.rstrip("\n"))
 
     def write_line(self, line: str, echo: bool | None = None) -> None:
-        """Write one whole line, starting a new one if the flow left one open."""
-        prefix = "" if self.at_line_start else "\n"
-        if echo if echo is not None else self.echo:
-            _echo(prefix + line + "\n")
-        self._file.write(prefix + line + "\n")
-        self._file.flush()
-        self.at_line_start = True
+        """Write one whole line past any cap, starting a new one if the flow left one open."""
+        with self._lock:
+            prefix = "" if self.at_line_start else "\n"
+            if echo if echo is not None else self.echo:
+                _echo(prefix + line + "\n")
+            if self._file is not None:
+                self._emit((prefix + line + "\n").encode("utf-8", "replace"))
+
+    def _emit(self, data: bytes) -> None:
+        if not data:
+            return
+        try:
+            self._file.write(data)
+            self._file.flush()
+        except OSError:
+            return  # a full disk: see the class docstring
+        self.at_line_start = data.endswith(b"\n")
 
     def flush(self) -> None:
-        self._file.flush()
+        """Nothing to do: every write is flushed (file-like API for papermill)."""
 
-    def close(self) -> None:
-        if not self._file.closed:
+    def close(self, last_line: str = "") -> None:
+        """Write ``last_line`` (the footer) when given, then stop writing for good."""
+        with self._lock:
+            if self._file is None:
+                return
+            if last_line:
+                self.write_line(last_line, echo=False)
             self._file.close()
+            self._file = None
+
+
+_SLICE = 1 << 20
+
+
+def _size(cap: int) -> str:
+    megabytes, rest = divmod(cap, 1024 * 1024)
+    return f"{megabytes} MB" if megabytes and not rest else f"{cap} bytes"
 
 
 def _echo(text: str) -> None:

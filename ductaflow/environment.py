@@ -1,0 +1,30 @@
+"""The environment variables ductaflow's processes pass to each other, in one place.
+
+Four processes share this code (``docs/architecture.md``): the conductor, its workers,
+the kernel server, and the kernels or scripts that run flows. They talk through these
+variables; each is set by one process and read by another:
+
+``DUCTAFLOW_PROJECT_ROOT``
+    Set by a worker before it runs a flow (``execution.instance``). Read by
+    ``run_notebook`` inside a build's kernel (where relative flows are found, the
+    ``_project_root`` it injects) and by ``ductaflow debug``.
+``DUCTAFLOW_FLOWS_MANIFEST``
+    Set by a worker for the duration of its flow (``execution.instance``). Read by
+    ``run_notebook`` inside a build's kernel: each flow the build runs is noted there,
+    for the build's record and light.
+``DUCTAFLOW_KERNEL_SERVER``
+    Set by a worker when the conductor started a kernel server (``execution.instance``).
+    Read by the kernel manager of every notebook run in that worker or in a build's
+    kernel (``execution.kernels``): ask the server for a warm kernel.
+``DUCTAFLOW_CAPTURED_BY_PARENT``
+    Set to ``1`` by the script runner for the flow it starts (``execution.script``).
+    Read by ``load_cli_config`` in that flow: the runner captures the output and writes
+    the footer, so the flow does not.
+
+Standard library only, and nothing at import: flows import it through ``flow``.
+"""
+
+PROJECT_ROOT = "DUCTAFLOW_PROJECT_ROOT"
+FLOWS_MANIFEST = "DUCTAFLOW_FLOWS_MANIFEST"
+KERNEL_SERVER = "DUCTAFLOW_KERNEL_SERVER"
+CAPTURED_BY_PARENT = "DUCTAFLOW_CAPTURED_BY_PARENT"
