@@ -8,6 +8,7 @@ flow it was asked to run fails (``FlowError``).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -67,6 +68,19 @@ class PlanError(DuctaflowError):
 
 class LockedError(DuctaflowError):
     """Another conductor holds the runs folder and we were told not to wait."""
+
+
+class ConductInterrupted(DuctaflowError):
+    """Ctrl-C: running instances were stopped and left "not done"; results written.
+
+    ``results`` holds one ``RunResult`` per planned instance, as ``conduct`` returns.
+    """
+
+    exit_code = 130
+
+    def __init__(self, results: list[Any]):
+        super().__init__("interrupted: running instances stopped, results written")
+        self.results = results
 
 
 class FlowError(DuctaflowError):

@@ -8,6 +8,7 @@ hand.
 from __future__ import annotations
 
 import enum
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -136,6 +137,17 @@ class RunResult:
     def key(self) -> str:
         return f"{self.stage}/{self.instance}"
 
+    @classmethod
+    def of(cls, instance: Instance, action: Action, status: Status | None, reason: str,
+           duration_s: float = 0.0, error: str = "", started_at: str = "",
+           ended_at: str = "") -> RunResult:
+        """The result of ``instance``: its stage, name, folder and flow come from it, so
+        every place that ends an instance (ran, failed, blocked, skipped) agrees."""
+        return cls(stage=instance.stage, instance=instance.name, action=action,
+                   status=status, reason=reason, duration_s=round(duration_s, 3),
+                   run_dir=instance.run_dir, flow=instance.flow, error=error,
+                   started_at=started_at, ended_at=ended_at)
+
 
 @dataclass(frozen=True)
 class ExecOptions:
@@ -150,3 +162,33 @@ class ExecOptions:
     #: What produced the outputs, collected once by a conductor whose workers all run
     #: on its machine (each worker would spend tens of ms on it); None: each collects.
     provenance: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class ConductSettings:
+    """How one conduct runs its plan: what ``conduct`` takes beyond the tables, folders
+    and selection, checked once and then read by the conductor, the schedule and the
+    executors (``docs/api.md`` explains each)."""
+
+    jobs: int = 1
+    fail_fast: bool = False
+    wait: bool = True
+    timeout: float | None = None
+    mode: str = "notebook"
+    export_html: bool = False
+    executor: Any = "local"
+    scheduler: str | None = None
+    warm: bool = True
+    preload: tuple[str, ...] | None = None
+    accept: bool = False
+    retries: int = 0
+
+    @property
+    def local(self) -> bool:
+        """Instances run in worker processes on this machine."""
+        return isinstance(self.executor, str) and self.executor == "local"
+
+
+#: ``on_event(kind, payload)`` of ``conduct``; kinds: "waiting" (the lock's path),
+#: "plan" (the Plan), "start" (a Decision), "finish" (a RunResult).
+EventHandler = Callable[[str, Any], None]

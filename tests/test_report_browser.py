@@ -72,6 +72,17 @@ def open_page(driver: object, path: Path) -> None:
     driver.get(path.as_uri())
 
 
+def _remembered(driver: object, element_id: str) -> None:
+    """Wait for the page's toggle handler (a queued event, not part of the click) to
+    have stored the element as open: a refresh the same millisecond would race it."""
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    WebDriverWait(driver, 10).until(lambda d: d.execute_script(
+        "const key = 'ductaflow:' + location.pathname;"
+        "return JSON.parse(sessionStorage.getItem(key) || '{}')[arguments[0]] === true;",
+        element_id))
+
+
 def errors(driver: object) -> list[dict]:
     return [e for e in driver.get_log("browser") if e["level"] in ("SEVERE", "WARNING")]
 
@@ -126,6 +137,7 @@ def test_clicking_a_build_shows_its_flows_and_is_remembered(browser: object,
     assert not provenance.is_displayed()
     green.find_element(By.TAG_NAME, "summary").click()
     assert provenance.is_displayed() and "packages" in provenance.text
+    _remembered(browser, green.get_attribute("id"))
     browser.refresh()  # as the live page does: what the user opened stays open
     green = browser.find_element(By.CSS_SELECTOR, 'details[data-key="prep/north"]')
     assert green.get_attribute("open") is not None

@@ -46,6 +46,7 @@ from typing import Any
 from ductaflow import __version__
 from ductaflow.errors import UsageError
 from ductaflow.execution import processes
+from ductaflow.execution.contract import failed_result
 from ductaflow.execution.instance import ExecOptions, execute_instance, instance_dir
 from ductaflow.model import Action, Instance, RunResult, Status
 from ductaflow.run_folder import records
@@ -301,10 +302,7 @@ def _describe(exc: BaseException | None, lost: bool = False) -> str:
     return f"WorkerDied: {summary}" if lost else summary
 
 
-def failed_result(instance: Instance, reason: str, error: str, duration: float) -> RunResult:
-    return RunResult(stage=instance.stage, instance=instance.name, action=Action.FAILED,
-                     status=Status.ERROR, reason=reason, duration_s=round(duration, 3),
-                     run_dir=instance.run_dir, flow=instance.flow, error=error)
+
 
 
 # --- on the worker ---------------------------------------------------------------------

@@ -45,11 +45,8 @@ def execute_instance(instance: Instance, reason: str, options: ExecOptions) -> R
         ended_at=records.utc_now(), duration_s=duration, flows=flows, reason=reason,
         provenance=produced_by, error=error)
     _bookkeeping(run_dir / RECORD, records.write_record, run_dir, record)
-    return RunResult(
-        stage=instance.stage, instance=instance.name,
-        action=Action.FAILED if error else Action.RAN, status=status, reason=reason,
-        duration_s=round(duration, 3), run_dir=instance.run_dir, flow=instance.flow,
-        error=error, started_at=started_at, ended_at=record["ended_at"])
+    return RunResult.of(instance, Action.FAILED if error else Action.RAN, status, reason,
+                        duration, error, started_at, record["ended_at"])
 
 
 def accept_instance(instance: Instance, reason: str, options: ExecOptions) -> RunResult:
@@ -62,10 +59,8 @@ def accept_instance(instance: Instance, reason: str, options: ExecOptions) -> Ru
     previous = records.read_record(run_dir)
     if previous is None or previous["status"] == Status.ERROR.value:
         why = "it never finished" if previous is None else "its last run failed"
-        return RunResult(stage=instance.stage, instance=instance.name, action=Action.BLOCKED,
-                         status=None if previous is None else Status.ERROR,
-                         reason=f"not accepted: {why}", duration_s=0.0,
-                         run_dir=instance.run_dir, flow=instance.flow)
+        return RunResult.of(instance, Action.BLOCKED,
+                            None if previous is None else Status.ERROR, f"not accepted: {why}")
     flows = previous.get("flows") or []
     record = {**previous, **records.new_record(
         stage=instance.stage, instance=instance.name, flow=instance.flow,
@@ -78,11 +73,9 @@ def accept_instance(instance: Instance, reason: str, options: ExecOptions) -> Ru
         ended_at=previous["ended_at"], duration_s=previous["duration_s"],
         run_id=previous["run_id"]), "accepted": reason}
     records.write_record(run_dir, record)
-    return RunResult(stage=instance.stage, instance=instance.name, action=Action.SKIPPED,
-                     status=Status(previous["status"]), reason=f"accepted: {reason}",
-                     duration_s=float(previous["duration_s"]), run_dir=instance.run_dir,
-                     flow=instance.flow, started_at=previous["started_at"],
-                     ended_at=previous["ended_at"])
+    return RunResult.of(instance, Action.SKIPPED, Status(previous["status"]),
+                        f"accepted: {reason}", float(previous["duration_s"]),
+                        started_at=previous["started_at"], ended_at=previous["ended_at"])
 
 
 class BookkeepingError(DuctaflowError):

@@ -1,7 +1,8 @@
-"""Where instances run: behind a small interface, so Dask can stand in for processes.
+"""The local executor: worker processes on this machine (``execution.contract``).
 
-The local executor starts one fresh process per instance (no state can leak from one
-instance to the next), forked from a ``forkserver`` that has imported the execution
+Runs in the conductor (``LocalExecutor``) and in each worker (``_worker_main``). It
+starts one fresh process per instance (no state can leak from one instance to the
+next), forked from a ``forkserver`` that has imported the execution
 machinery once, or spawned where the OS has no fork. Each worker holds the read end
 of a lifeline pipe whose only writer is the conductor: when the conductor dies, even
 by ``kill -9``, the worker sees end-of-file and exits at once, and its kernel (whose
@@ -18,30 +19,17 @@ import threading
 import time
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
-from typing import Any, Protocol
+from typing import Any
 
 from ductaflow.execution import processes
+from ductaflow.execution.contract import failed_result
 from ductaflow.execution.instance import ExecOptions, execute_instance
-from ductaflow.model import Action, Instance, RunResult, Status
+from ductaflow.model import Instance, RunResult
 
 #: Extra seconds a worker gets past ``--timeout`` before the conductor kills it; the
 #: engine's own timeout normally ends the flow first and records it properly.
 KILL_GRACE_S = 30.0
 _PRELOAD = ["ductaflow.execution.instance", "ductaflow.execution.warmup"]
-
-
-class Executor(Protocol):
-    """Runs instances; the conductor decides what and when."""
-
-    capacity: int
-
-    def submit(self, instance: Instance, reason: str) -> None: ...
-
-    def wait(self, timeout: float | None) -> list[RunResult]: ...
-
-    def running(self) -> dict[str, float]: ...
-
-    def stop(self) -> list[str]: ...
 
 
 @dataclass
@@ -234,8 +222,4 @@ def _close(job: _Job) -> None:
 
 
 def _worker_failed(job: _Job, error: str) -> RunResult:
-    instance = job.instance
-    return RunResult(stage=instance.stage, instance=instance.name, action=Action.FAILED,
-                     status=Status.ERROR, reason=job.reason,
-                     duration_s=round(time.monotonic() - job.started, 3),
-                     run_dir=instance.run_dir, flow=instance.flow, error=error)
+    return failed_result(job.instance, job.reason, error, time.monotonic() - job.started)

@@ -1,0 +1,218 @@
+"""The schedule of one conduct: what starts when, what a finish means, what is written.
+
+Runs in the conductor, between the plan and the executor (``execution.contract``):
+it never runs a flow itself. A failed flow is a result here, not an exception.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from ductaflow.errors import ConductInterrupted
+from ductaflow.execution.contract import Executor
+from ductaflow.model import Action, ConductSettings, Decision, EventHandler, RunResult, Status
+from ductaflow.planning.planner import Plan
+from ductaflow.run_folder import records
+from ductaflow.run_folder.files import attempt_path, run_files
+
+#: Least time between two live rewrites of the results and the report.
+LIVE_GAP_S = 1.0
+
+
+class Schedule:
+    """The scheduling loop of one conduct: start what is ready, collect what finished.
+
+    Instances start upstream first, as capacity allows; an instance whose upstream
+    failed is blocked, never started; a failed attempt is retried up to ``retries``
+    times (its files set aside as ``.attemptN``); Ctrl-C stops what runs and raises
+    ``ConductInterrupted`` with every result so far. The results files are rewritten
+    as instances finish, at a pace (``LIVE_GAP_S``).
+    """
+
+    def __init__(self, the_plan: Plan, executor: Executor, settings: ConductSettings,
+                 notify: EventHandler, results_current: bool = False):
+        self.plan = the_plan
+        self.executor = executor
+        self.fail_fast = settings.fail_fast
+        self.notify = notify
+        self.order = [d.instance.key for d in the_plan.decisions]
+        self.decisions = {d.instance.key: d for d in the_plan.decisions}
+        self.results: dict[str, RunResult] = {}
+        self.pending = [d for d in the_plan.decisions if d.run]
+        self.failed = False
+        self.started_at = time.time()
+        self.running_since: dict[str, str] = {}
+        self.retries = settings.retries
+        self.attempts: dict[str, list[dict[str, Any]]] = {}
+        self.dirty = False
+        self.next_write = 0.0
+        self.results_current = results_current  # a no-op whose results are on disk
+        self.importing = False  # openpyxl, in the background once an instance ended
+
+    def go(self) -> list[RunResult]:
+        """Run the plan to the end; one result per planned instance, in plan order."""
+        for decision in self.plan.decisions:
+            if not decision.run:
+                self.results[decision.instance.key] = skipped_result(decision, self.plan)
+        try:
+            self.loop()
+        except KeyboardInterrupt:
+            self.interrupt()
+        if not self.results_current:
+            self.write_outputs(running=False)
+        return self.ordered()
+
+    def loop(self) -> None:
+        while self.pending or self.executor.running():
+            self.block_unreachable()
+            self.start_ready()
+            self.write_due()  # after starting what can start: no instance waits for it
+            if not self.executor.running():
+                continue
+            for result in self.executor.wait(0.5):
+                self.finish(result)
+
+    def start_ready(self) -> None:
+        if self.failed and self.fail_fast:
+            for decision in list(self.pending):
+                self.block(decision, "not started: --fail-fast after a failure")
+            return
+        for decision in list(self.pending):
+            if len(self.executor.running()) >= self.executor.capacity:
+                break
+            if self.upstream_done(decision):
+                self.pending.remove(decision)
+                self.notify("start", decision)
+                self.running_since[decision.instance.key] = records.utc_now()
+                self.executor.submit(decision.instance, decision.reason)
+                self.dirty = True
+
+    def upstream_done(self, decision: Decision) -> bool:
+        return all(key in self.results for key in decision.instance.depends_on
+                   if key in self.decisions)
+
+    def block_unreachable(self) -> None:
+        """An instance whose upstream failed or was blocked never starts."""
+        for decision in list(self.pending):
+            bad = [key for key in decision.instance.depends_on
+                   if key in self.results and self.results[key].action
+                   in (Action.FAILED, Action.BLOCKED)]
+            if bad:
+                self.block(decision, f"upstream failed: {', '.join(bad)}")
+
+    def block(self, decision: Decision, reason: str) -> None:
+        self.pending.remove(decision)
+        instance = decision.instance
+        result = RunResult.of(instance, Action.BLOCKED, None, reason)
+        self.finish(result)
+
+    def finish(self, result: RunResult) -> None:
+        if result.action in (Action.RAN, Action.FAILED) and self.note_attempt(result):
+            return
+        self.results[result.key] = result
+        self.running_since.pop(result.key, None)
+        if result.action is Action.FAILED:
+            self.failed = True
+        self.notify("finish", result)
+        self.dirty = True
+        if not self.importing:
+            # The workbook written at the end needs openpyxl: import it now, once the
+            # start-up (fork servers importing, first kernels) is over.
+            from ductaflow.reporting.results_files import import_in_background
+
+            import_in_background()
+            self.importing = True
+
+    def note_attempt(self, result: RunResult) -> bool:
+        """Keep every attempt in the record; True when a failed one is tried again."""
+        attempts = self.attempts.setdefault(result.key, [])
+        attempts.append({"attempt": len(attempts) + 1, "status": result.status.value
+                         if result.status else "", "error": result.error,
+                         "started_at": result.started_at, "ended_at": result.ended_at,
+                         "duration_s": result.duration_s})
+        if result.action is Action.FAILED and len(attempts) <= self.retries:
+            decision = self.decisions[result.key]
+            self.running_since.pop(result.key, None)
+            attempts[-1]["files"] = _set_aside(self.plan.runs_dir / result.run_dir,
+                                               decision.instance.flow_stem, len(attempts))
+            self.pending.insert(0, Decision(decision.instance, True, (
+                *decision.reasons, f"retry {len(attempts)} of {self.retries} after "
+                                   f"{result.error}")))
+            return True
+        _add_attempts(self.plan.runs_dir / result.run_dir, attempts)
+        return False
+
+    def interrupt(self) -> None:
+        """First Ctrl-C: stop running instances, start nothing new, keep what finished."""
+        for key in self.executor.stop():
+            decision = self.decisions[key]
+            self.results[key] = RunResult.of(decision.instance, Action.FAILED, Status.ERROR,
+                                             decision.reason, error="Interrupted")
+        for decision in list(self.pending):
+            self.pending.remove(decision)
+            self.results[decision.instance.key] = RunResult.of(
+                decision.instance, Action.BLOCKED, None, "interrupted before it started")
+        self.write_outputs(running=False)
+        raise ConductInterrupted(self.ordered())
+
+    def ordered(self) -> list[RunResult]:
+        return [self.results[key] for key in self.order if key in self.results]
+
+    def write_outputs(self, running: bool) -> None:
+        """Rewrite the live results now (the end, Ctrl-C)."""
+        self._write(running)
+
+    def write_due(self) -> None:
+        """Rewrite the live results when something changed and the pace allows.
+
+        Each write reads and renders every row, so rewriting after every instance of
+        a big table would cost more than the instances: a write waits until
+        ``LIVE_GAP_S`` or four times the last write's duration has passed.
+        """
+        if self.dirty and time.monotonic() >= self.next_write:
+            self._write(bool(self.pending or self.executor.running()))
+
+    def _write(self, running: bool) -> None:
+        from ductaflow.reporting.results_files import write_results
+
+        began = time.monotonic()
+        write_results(self.ordered(), self.plan, running=running,
+                      started_at=self.started_at, running_now=dict(self.running_since))
+        ended = time.monotonic()
+        self.dirty = False
+        self.next_write = ended + max(LIVE_GAP_S, 4 * (ended - began))
+
+
+def _add_attempts(run_dir: Path, attempts: list[dict[str, Any]]) -> None:
+    record = records.read_record(run_dir)
+    if record is not None:
+        records.write_record(run_dir, {**record, "attempts": attempts})
+
+
+def _set_aside(folder: Path, stem: str, attempt: int) -> list[str]:
+    """Keep a failed attempt's output, notebook and HTML under names the next attempt
+    does not overwrite: ``<flow>_execution_output.attempt1.txt``, ``<flow>.attempt1.ipynb``."""
+    kept = []
+    for path in run_files(folder, stem):
+        target = attempt_path(path, attempt)
+        try:
+            os.replace(path, target)
+        except FileNotFoundError:
+            continue
+        kept.append(target.name)
+    return kept
+
+
+def skipped_result(decision: Decision, the_plan: Plan) -> RunResult:
+    """An up-to-date instance: its light is the one its last run left, as the plan read it."""
+    instance = decision.instance
+    last = the_plan.last_runs.get(instance.key)
+    if last is None:
+        return RunResult.of(instance, Action.SKIPPED, None, "up to date")
+    return RunResult.of(instance, Action.SKIPPED,
+                        Status(last.status) if last.status in records.STATUSES else None,
+                        "up to date", last.duration_s, started_at=last.started_at,
+                        ended_at=last.ended_at)
