@@ -15,7 +15,7 @@ from typing import Any
 
 
 class Status(str, enum.Enum):
-    """The traffic light of a finished instance (SPEC.md, Status)."""
+    """The traffic light of a finished instance (docs/concepts.md, "Status and action")."""
 
     SUCCESS = "success"
     WARNING = "warning"
@@ -39,7 +39,7 @@ class Action(str, enum.Enum):
 
 @dataclass(frozen=True)
 class Row:
-    """One row of a scenario table, typed as SPEC.md says, blanks left out.
+    """One row of a scenario table, typed as docs/tables.md says, blanks left out.
 
     ``values`` maps header -> value for every config column (reserved ``instance``,
     ``flow`` and ``enabled`` included, ``#`` comment columns excluded, dotted headers

@@ -1,4 +1,4 @@
-"""The status rules of SPEC.md (Status), provenance, and what ``ductaflow status`` reads."""
+"""The status rules (docs/concepts.md), provenance, and what ``ductaflow status`` reads."""
 
 from __future__ import annotations
 

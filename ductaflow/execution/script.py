@@ -150,7 +150,7 @@ def _run_as_main(argv: list[str]) -> int:
     """The runner inside the child: run the flow as ``__main__``, print the footer.
 
     ``sys.exit()``, ``sys.exit(0)`` and ``raise SystemExit`` end a flow early without
-    error; any other exit code or an exception is a failure (SPEC.md, Status).
+    error; any other exit code or an exception is a failure (docs/concepts.md).
     """
     processes.watch_parent()
     flow = Path(argv[0])

@@ -309,7 +309,7 @@ def _build(tables: Sequence[Table], project: _Project) -> list[Instance]:
 def base_config_path(flow: str) -> str:
     """The base config of a flow: a ``config/`` folder beside its folder, same layout.
 
-    ``flows/x.py`` -> ``config/flows/x.json`` (SPEC.md); a project kept in a
+    ``flows/x.py`` -> ``config/flows/x.json`` (docs/tables.md); a project kept in a
     subfolder works the same way: ``examples/flows/x.py`` ->
     ``examples/config/flows/x.json``.
     """
@@ -651,7 +651,7 @@ def _cycle(instances: list[Instance], index: Mapping[str, int], left: set[str]) 
 
 def decide(instances: Sequence[Instance], project_root: Path, runs_dir: Path, *,
            force: bool = False, select: Sequence[str] | None = None) -> list[Decision]:
-    """Run or skip each instance (SPEC.md, Skip and rerun), in the given order."""
+    """Run or skip each instance (docs/concepts.md, "Decision and reason"), in order."""
     return _decide(instances, _Project(project_root, runs_dir), force, select)
 
 

@@ -1,8 +1,8 @@
 """Every file name in a runs folder, the config files flows run with, and the footer.
 
-The one owner of the names a runs folder holds (SPEC.md's "On disk", now
-``docs/concepts.md``): what a flow leaves in its instance folder, the engine's
-bookkeeping beside it, and the files a conduct keeps at the top of the runs folder.
+The one owner of the names a runs folder holds (docs/concepts.md, "Run folder"):
+what a flow leaves in its instance folder, the engine's bookkeeping beside it, and
+the files a conduct keeps at the top of the runs folder.
 Every other module builds these names through here, so a name changes in one place.
 
 Standard library only: flows running as plain scripts use it too.
@@ -139,7 +139,8 @@ def write_config(path: Path, config: dict[str, Any]) -> None:
 
 
 def footer_line(stem: str, seconds: float, error: str | None = None) -> str:
-    """SPEC.md's footer, which users grep for across all runs."""
+    """The footer every output file ends with, which users grep for across all runs
+    (docs/concepts.md, "Run folder")."""
     if error is None:
         return f"✅ Completed {stem} | Time: {seconds:.2f}s"
     error = " ".join(error.split())

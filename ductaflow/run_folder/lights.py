@@ -1,4 +1,4 @@
-"""Traffic lights from what a flow printed (SPEC.md, Status).
+"""Traffic lights from what a flow printed (docs/concepts.md, "Status and action").
 
 Red comes from how the run ended (the engine knows; the footer says so), orange from
 the product's warning scan of the captured lines, green otherwise. A build is the
@@ -21,7 +21,7 @@ _RANK = {Status.SUCCESS: 0, Status.WARNING: 1, Status.ERROR: 2}
 
 
 def is_warning_line(line: str) -> bool:
-    """SPEC.md's rule, exactly: a warning marker wholly inside the first 15 characters."""
+    """The product's rule, exactly: a warning marker wholly inside the first 15 characters."""
     head = line[:WARNING_WIDTH]
     return "warning:" in head.lower() or "⚠" in head
 
