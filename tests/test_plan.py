@@ -20,16 +20,12 @@ from hypothesis import strategies as st
 
 from ductaflow.errors import PlanError, TableError, TemplateError, UsageError
 from ductaflow.model import Row, Table
-from ductaflow.planning.planner import (
-    Plan,
-    build_instances,
-    decide,
-    format_plan,
-    name_problem,
-    plan,
-)
+from ductaflow.planning.decisions import decide
+from ductaflow.planning.instances import build_instances
+from ductaflow.planning.planner import Plan, format_plan, plan
 from ductaflow.run_folder import records
 from ductaflow.run_folder.files import RECORD
+from ductaflow.run_folder.names import name_problem
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -590,7 +586,7 @@ def test_decide_is_what_plan_decides(root: Path) -> None:
 
 
 def test_base_config_sits_in_a_config_folder_beside_the_flows_folder() -> None:
-    from ductaflow.planning.planner import base_config_path
+    from ductaflow.planning.instances import base_config_path
 
     assert base_config_path("flows/x.py") == "config/flows/x.json"
     assert base_config_path("builds/y.py") == "config/builds/y.json"
@@ -609,7 +605,7 @@ _CONFIGS = st.recursive(_SCALARS, lambda inner: st.one_of(
 @settings(max_examples=400, deadline=None)
 @given(_CONFIGS, _CONFIGS, st.booleans())
 def test_configs_compare_as_their_canonical_form(now: Any, other: Any, saved_is_now: bool):
-    from ductaflow.planning.planner import _same, _same_canonical
+    from ductaflow.planning.reasons import same, same_canonical
 
     saved = json.loads(json.dumps(records.canonical(now if saved_is_now else other)))
-    assert _same_canonical(now, saved) == _same(records.canonical(now), saved)
+    assert same_canonical(now, saved) == same(records.canonical(now), saved)

@@ -197,7 +197,7 @@ def _run(args: argparse.Namespace) -> int:
 def _load_config(config_file: str | None, flow: Path, root: Path) -> dict:
     """The given JSON config, else the flow's base config (as conduct finds it), else empty."""
     if config_file is None:
-        from ductaflow.planning.planner import base_config_path
+        from ductaflow.planning.instances import base_config_path
 
         try:
             default = root / base_config_path(flow.relative_to(root).as_posix())

@@ -26,7 +26,8 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from ductaflow.model import Decision, Instance, Row
-from ductaflow.planning.planner import LastRun, Plan, resolve_folders
+from ductaflow.planning.decisions import LastRun
+from ductaflow.planning.planner import Plan, resolve_folders
 from ductaflow.run_folder import records
 from ductaflow.run_folder.files import PLAN_CACHE
 

@@ -41,6 +41,7 @@ from typing import TYPE_CHECKING, Any
 
 from ductaflow.errors import Location, TableError, TemplateError, UsageError
 from ductaflow.model import Row, Table
+from ductaflow.run_folder.names import name_problem
 from ductaflow.tables.templating import fields
 
 if TYPE_CHECKING:
@@ -65,7 +66,6 @@ _FLOAT = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
 _LEADING_ZERO = re.compile(r"[+-]?0[0-9]")
 _EXACT_INT_LIMIT = 2**53
 _FORMULA_OR_ERROR = re.compile(rb"<(?:\w+:)?f[\s>/]|\st=[\"']e[\"']")
-_UNSAFE_STAGE = re.compile(r"[/\\\x00-\x1f]")
 _JSON_OBJECT = re.compile(r"\{\s*[\"}]")
 """How a JSON object starts; ``{scenario}_{year}`` templates never do."""
 _MUTABLE = (list, dict)
@@ -495,9 +495,10 @@ def _build_table(grid: _Grid) -> Table:
 
 def _check_stage(grid: _Grid) -> None:
     name = grid.stage
-    if not name.strip() or name in (".", "..") or _UNSAFE_STAGE.search(name):
-        raise TableError(f"unsafe stage name {name!r}", grid.where(),
-                         hint="a stage name becomes a folder: no slashes, not '.' or '..'")
+    problem = "is blank" if not name.strip() else name_problem(name)
+    if problem:
+        raise TableError(f"stage name {name!r} {problem}", grid.where(),
+                         hint="a stage name becomes a folder: rename the sheet or file")
 
 
 def _any_set(cells: Sequence[Any]) -> bool:

@@ -1,0 +1,197 @@
+"""Run or skip: a decision, with its reasons, for each instance (``decide``).
+
+Reads the runs folder's records, never writes. The wording of each reason is in
+``planning.reasons``.
+
+Decisions (``decide``)
+    Reasons, in this order: ``forced``, ``new``, ``last run incomplete``, ``last
+    run failed``, ``config changed: k old -> new, ...``, ``code changed: f, ...``,
+    ``input changed: p, ...``, ``missing output: p, ...``, ``upstream ran: k, ...``.
+    Without a valid record only ``forced`` and ``new``/``last run incomplete``
+    apply. Values in ``config changed`` are shown as JSON, except strings, shown
+    bare unless empty, padded or looking like another JSON value; ``(unset)`` marks
+    a missing key; values over 40 characters are cut with ``…``. Lists in a reason
+    stop after five items (``… (+N more)``). A path referenced inside the instance's
+    own folder counts for ``missing output`` too.
+
+    ``select`` takes ``stage/instance`` glob patterns (``fnmatchcase``); a pattern
+    without ``/`` (or ending in ``/``) matches a whole stage. Only selected instances
+    and the upstream they need are decided; ``force`` forces the selected ones only.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Mapping, Sequence
+from fnmatch import fnmatchcase
+from pathlib import Path
+from typing import Any, NamedTuple
+
+from ductaflow.errors import UsageError
+from ductaflow.model import Decision, Instance
+from ductaflow.planning.project import Project
+from ductaflow.planning.reasons import config_changes, listed
+from ductaflow.run_folder import records
+
+# --- run or skip ----------------------------------------------------------------------
+
+
+def decide(instances: Sequence[Instance], project_root: Path, runs_dir: Path, *,
+           force: bool = False, select: Sequence[str] | None = None) -> list[Decision]:
+    """Run or skip each instance (docs/concepts.md, "Decision and reason"), in order."""
+    return _decide(instances, Project(project_root, runs_dir), force, select)
+
+
+def _decide(instances: Sequence[Instance], project: Project, force: bool,
+            select: Sequence[str] | None) -> list[Decision]:
+    return judged(instances, project, force, select)[0]
+
+
+def judged(instances: Sequence[Instance], project: Project, force: bool,
+            select: Sequence[str] | None) -> tuple[list[Decision], dict[str, LastRun]]:
+    """The decisions, and the last run of every decided instance that has one."""
+    chosen, targets = _select(instances, select)
+    judge = _Judge(instances, project, targets if force else set())
+    decisions = [judge.decide(inst) for inst in instances if inst.key in chosen]
+    return decisions, {k: last for k, last in judge.last_runs.items() if last is not None}
+
+
+class LastRun(NamedTuple):
+    """What a plan read of an instance's last finished run, so no one reads it again."""
+
+    run_id: str
+    status: str
+    duration_s: float
+    started_at: str
+    ended_at: str
+
+    @classmethod
+    def of(cls, record: Mapping[str, Any]) -> LastRun:
+        return cls(record["run_id"], record["status"], float(record["duration_s"]),
+                   record["started_at"], record["ended_at"])
+
+
+class _Judge:
+    """Decides instances upstream first, remembering the last runs read and what runs."""
+
+    def __init__(self, instances: Sequence[Instance], project: Project, forced: set[str]):
+        self.project = project
+        self.forced = forced
+        self.outputs: dict[str, set[str]] = {}
+        for inst in instances:
+            for path in inst.references:
+                parts = path.split("/", 2)
+                if len(parts) >= 2:
+                    self.outputs.setdefault(f"{parts[0]}/{parts[1]}", set()).add(path)
+        self.last_runs: dict[str, LastRun | None] = {}
+        self.ran: set[str] = set()
+
+    def decide(self, inst: Instance) -> Decision:
+        key = inst.key
+        record = records.read_record(self.project.in_runs(inst.run_dir), self.project.records)
+        self.last_runs[key] = None if record is None else LastRun.of(record)
+        reasons = self.reasons(inst, key, record)
+        if reasons:
+            self.ran.add(key)
+        return Decision(inst, bool(reasons), tuple(reasons))
+
+    def reasons(self, inst: Instance, key: str, record: dict | None) -> list[str]:
+        reasons = ["forced"] if key in self.forced else []
+        if record is None:
+            folder = self.project.in_runs(inst.run_dir)
+            killed = records.is_started(folder) or records.has_record_file(folder)
+            return [*reasons, "last run incomplete" if killed else "new"]
+        if record["status"] == "error":
+            reasons.append("last run failed")
+        checks = (
+            ("config changed", config_changes(inst.config, record["config"])),
+            ("code changed", _code_changes(inst, record, self.project)),
+            ("input changed", _input_changes(inst, record, self.project)),
+            ("missing output", self.missing_outputs(key)),
+            ("upstream ran", self.upstream_changes(inst, record)),
+        )
+        reasons += [f"{label}: {listed(items)}" for label, items in checks if items]
+        return reasons
+
+    def missing_outputs(self, key: str) -> list[str]:
+        """Paths some instance references inside this one's folder that are gone."""
+        paths = self.outputs.get(key)
+        if not paths:
+            return []
+        project = self.project
+        return [project.runs_shown(p) for p in sorted(paths)
+                if project.stat(project.in_runs(p)) is None]
+
+    def upstream_changes(self, inst: Instance, record: Mapping[str, Any]) -> list[str]:
+        """Upstream that runs now, or ran (or vanished) since this record was written."""
+        seen = record["upstream"]
+        changed = []
+        for dep in inst.depends_on:
+            upstream = self.last_runs.get(dep)
+            if dep in self.ran or upstream is None or seen.get(dep) != upstream.run_id:
+                changed.append(dep)
+        return changed
+
+
+
+def _code_changes(inst: Instance, record: Mapping[str, Any], project: Project) -> list[str]:
+    code = record["code"]
+    flow = inst.flow
+    if len(code) == 1 and flow in code:  # a flow, not a build: the common case
+        return [] if code[flow] == project.sha256(flow) else [flow]
+    flows = [flow, *sorted(f for f in code if f != flow)]
+    return [f for f in flows if code.get(f) != project.sha256(f)]
+
+
+def _input_changes(inst: Instance, record: Mapping[str, Any], project: Project) -> list[str]:
+    saved = record["inputs"]
+    return [p for p in inst.inputs if _input_changed(p, saved.get(p), project)]
+
+
+def _input_changed(path: str, saved: Any, project: Project) -> bool:
+    info = project.stat(path)
+    if info is None or not isinstance(saved, dict):
+        return True
+    if info.st_size != saved.get("size"):
+        return True
+    if info.st_mtime_ns == saved.get("mtime_ns"):
+        return False
+    return project.sha256(path) != saved.get("sha256")
+
+
+def _select(instances: Sequence[Instance],
+            patterns: Sequence[str] | None) -> tuple[set[str], set[str]]:
+    """(instances to decide, selected instances): the selection and its upstream."""
+    everything = {inst.key for inst in instances}
+    if not patterns:
+        return everything, everything
+    targets: set[str] = set()
+    for pattern in patterns:
+        matched = {inst.key for inst in instances if _matches(inst, pattern)}
+        if not matched:
+            raise UsageError(f"--select {pattern!r} matches no instance",
+                             hint=_select_hint(pattern, instances))
+        targets |= matched
+    by_key = {inst.key: inst for inst in instances}
+    chosen, todo = set(), list(targets)
+    while todo:
+        key = todo.pop()
+        if key not in chosen:
+            chosen.add(key)
+            todo.extend(by_key[key].depends_on if key in by_key else ())
+    return chosen, targets
+
+
+def _matches(inst: Instance, pattern: str) -> bool:
+    stage_only = pattern.rstrip("/")
+    if "/" not in stage_only:
+        return fnmatchcase(inst.stage, stage_only)
+    return fnmatchcase(inst.key, pattern)
+
+
+def _select_hint(pattern: str, instances: Sequence[Instance]) -> str:
+    names = list(dict.fromkeys([i.stage for i in instances] + [i.key for i in instances]))
+    close = difflib.get_close_matches(pattern, names, n=3)
+    if close:
+        return "did you mean " + " or ".join(close) + "?"
+    return "patterns look like stage/instance, e.g. prep/* or */north"

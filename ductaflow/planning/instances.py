@@ -1,0 +1,451 @@
+"""From scenario tables to instances and their order (``build_instances``).
+
+Pure functions over tables and the project on disk (read, never written); no pandas.
+
+Instances (``build_instances``)
+    Each enabled row is one instance. Built-in template names are ``{stage}``,
+    ``{instance}`` (the rendered instance name) and ``{runs}`` (the runs folder
+    relative to the project root in POSIX, e.g. ``runs``; absolute when it lies
+    outside the project). They are reserved: a column named ``stage`` or ``runs``
+    is an error, and the ``instance`` column may not use ``{instance}``. Every
+    string cell, also inside JSON list/object cells, is rendered once against the
+    row's *raw* typed values: a cell that names another template cell gets that
+    cell's template text, not its rendering.
+
+    The config is the base config file (``flows/x.py`` -> ``config/flows/x.json``)
+    deep-updated with the row (``a.b`` headers set nested keys). Then every string
+    in it, base values included, is read as a possible path:
+
+    - relative and inside the runs folder (``runs/prep/A/out.csv``): made relative
+      to the instance folder (``../../prep/A/out.csv``); ``prep/A`` becomes a
+      dependency, or must be a folder on disk when no table defines it;
+    - relative, containing ``/``, ``\\`` or ``.``, and naming an existing file or
+      folder of the project (``data/zones.csv``): made relative to the instance
+      folder (``../../../data/zones.csv``), or absolute when the runs folder lies
+      outside the project; a file (not a folder) is an input;
+    - absolute: unchanged, but still a dependency when inside the runs folder and
+      an input when a file of the project;
+    - anything else (URLs, ``../`` paths leaving the project, bare words such as
+      ``north`` even when a folder of that name exists): unchanged.
+
+    Instance and stage names must be safe single path components on every OS
+    (``name_problem``), unique per stage regardless of case, and an instance folder
+    that resolves (through a symlink) outside the runs folder is refused. Instances
+    come upstream first, otherwise in table order, then row order.
+"""
+
+from __future__ import annotations
+
+import difflib
+import heapq
+import posixpath
+import stat
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ductaflow.errors import Location, PlanError, TableError, TemplateError
+from ductaflow.model import Instance, Row, Table
+from ductaflow.planning.project import DRIVE, PathRef, Project
+from ductaflow.planning.reasons import show
+from ductaflow.run_folder.files import ConfigFileError, read_config
+from ductaflow.run_folder.names import fold, name_problem
+from ductaflow.tables import templating
+
+RESERVED = ("instance", "flow")
+_FLOW_SUFFIXES = (".py", ".ipynb")
+_NUMBERS = frozenset({int, float, bool, type(None)})
+
+
+# --- rows to instances ------------------------------------------------------------------
+
+
+def build_instances(tables: Sequence[Table], project_root: Path,
+                    runs_dir: Path) -> list[Instance]:
+    """One instance per enabled row, upstream first (else in table and row order).
+
+    Raises ``TableError``/``TemplateError`` for a bad cell, name or flow and
+    ``PlanError`` for a dangling reference or a cycle, naming file, sheet, row, column.
+    """
+    return build(tables, Project(project_root, runs_dir))
+
+
+@dataclass
+class _Draft:
+    """An instance before its references are resolved against all the others."""
+
+    stage: str
+    name: str
+    flow: str
+    config: dict[str, Any]
+    row: Row
+    base_file: str | None
+    refs: list[tuple[str, str]] = field(default_factory=list)  # (runs path, key path)
+    inputs: set[str] = field(default_factory=set)
+
+    @property
+    def key(self) -> str:
+        return f"{self.stage}/{self.name}"
+
+
+def build(tables: Sequence[Table], project: Project) -> list[Instance]:
+    _check_stages(tables)
+    flows = _Flows(project)
+    drafts: list[_Draft] = []
+    seen: dict[tuple[str, str], Row] = {}
+    for table in tables:
+        _check_headers(table)
+        for row in table.rows:
+            if row.enabled:
+                draft = _draft(row, project, flows)
+                _check_unique(draft, seen)
+                drafts.append(draft)
+    known = {d.key: d for d in drafts}
+    stages: dict[str, list[str]] = {}
+    for draft in drafts:
+        stages.setdefault(draft.stage, []).append(draft.name)
+    for stage, names in stages.items():
+        project.check_inside(stage, names)
+    instances = [_instance(d, known, project) for d in drafts]
+    return _topological(instances)
+
+
+def base_config_path(flow: str) -> str:
+    """The base config of a flow: a ``config/`` folder beside its folder, same layout.
+
+    ``flows/x.py`` -> ``config/flows/x.json`` (docs/tables.md); a project kept in a
+    subfolder works the same way: ``examples/flows/x.py`` ->
+    ``examples/config/flows/x.json``.
+    """
+    folder, _, name = flow.rpartition("/")
+    stem = next((name[: -len(s)] for s in _FLOW_SUFFIXES if name.endswith(s)), name)
+    parent, _, leaf = folder.rpartition("/")
+    prefix = f"{parent}/" if parent else ""
+    return f"{prefix}config/{leaf}/{stem}.json" if leaf else f"config/{stem}.json"
+
+
+def location(row: Row, header: str | None = None) -> Location:
+    column = None if header is None else f"{row.columns.get(header, '?')} ({header})"
+    return Location(row.file, row.sheet, row.line, column)
+
+
+def _check_stages(tables: Sequence[Table]) -> None:
+    folded: dict[str, Table] = {}
+    for table in tables:
+        problem = name_problem(table.stage)
+        if problem:
+            raise TableError(f"stage name {table.stage!r} {problem}",
+                             Location(table.file, table.sheet),
+                             hint="rename the sheet or file")
+        other = folded.setdefault(fold(table.stage), table)
+        if other.stage != table.stage:
+            raise TableError(f"stages {other.stage!r} ({other.file}) and {table.stage!r} "
+                             "differ only in case", Location(table.file, table.sheet))
+
+
+def _check_headers(table: Table) -> None:
+    labels = table.rows[0].columns if table.rows else {}
+    for header in table.headers:
+        if header in ("stage", "runs"):
+            raise TableError(
+                f"column {header!r} clashes with the built-in {{{header}}}",
+                Location(table.file, table.sheet, 1, f"{labels.get(header, '?')} ({header})"),
+                hint="rename the column",
+            )
+    if table.rows and "instance" not in table.headers:
+        raise TableError("no instance column", Location(table.file, table.sheet, 1),
+                         hint="add a column 'instance' naming each row, e.g. {scenario}")
+
+
+def _check_unique(draft: _Draft, seen: dict[tuple[str, str], Row]) -> None:
+    first = seen.setdefault((draft.stage, fold(draft.name)), draft.row)
+    if first is not draft.row:
+        where = f"row {first.line}" if first.file == draft.row.file else str(location(first))
+        raise TableError(f"instance {draft.name!r} is already defined in stage "
+                         f"{draft.stage!r} ({where}; names may not differ only in case)",
+                         location(draft.row, "instance"))
+
+
+def _draft(row: Row, project: Project, flows: _Flows) -> _Draft:
+    values = {**row.values, "stage": row.stage, "runs": project.runs_text}
+    name = _instance_name(row, values)
+    values["instance"] = name
+    rendered = {}
+    for header, value in row.values.items():
+        kind = type(value)
+        if header == "instance":
+            continue
+        if kind in _NUMBERS or (kind is str and "{" not in value and "}" not in value):
+            rendered[header] = value  # nothing to render: most cells
+        else:
+            rendered[header] = _render(value, values, row, header)
+    flow, base, base_file = flows.resolve(row, rendered.get("flow"))
+    config = _copy(base)
+    for header, value in rendered.items():
+        if header in RESERVED:
+            continue
+        if "." in header or isinstance(value, dict):
+            _set_dotted(config, header, value, row)
+        else:
+            config[header] = value  # rendered: a new list or object already
+    draft = _Draft(row.stage, name, flow, config, row, base_file)
+    draft.config = _paths(config, draft, project, ())
+    return draft
+
+
+def _instance_name(row: Row, values: Mapping[str, Any]) -> str:
+    """The rendered instance name; ``values`` are the row's raw values and the built-ins."""
+    raw = row.values.get("instance")
+    if raw is None or raw == "":
+        raise TableError("the instance name is blank", location(row, "instance"))
+    if isinstance(raw, str) and "{instance" in raw:
+        try:
+            if "instance" in templating.fields(raw):
+                raise TemplateError("the instance name cannot use {instance}",
+                                    hint="build it from other columns, e.g. {scenario}")
+        except TemplateError as error:
+            raise TemplateError(error.message, location(row, "instance"),
+                                error.hint) from error
+    name = str(_render(raw, values, row, "instance"))
+    problem = name_problem(name)
+    if problem:
+        raise TableError(f"instance name {name!r} {problem}", location(row, "instance"),
+                         hint="an instance name must be a safe folder name")
+    return name
+
+
+def _render(value: Any, values: Mapping[str, Any], row: Row, header: str) -> Any:
+    """Render every string in a cell value (lists and objects too), against raw values.
+
+    Lists and objects come back as new ones, so the result may be changed freely.
+    """
+    kind = type(value)
+    if kind is str or isinstance(value, str):
+        if "{" not in value and "}" not in value:
+            return value
+        try:
+            return templating.render(value, values)
+        except TemplateError as error:
+            raise TemplateError(error.message, location(row, header), error.hint) from error
+    if kind is list or isinstance(value, list):
+        return [v if type(v) in _NUMBERS else _render(v, values, row, header) for v in value]
+    if kind is dict or isinstance(value, dict):
+        return {k: v if type(v) in _NUMBERS else _render(v, values, row, header)
+                for k, v in value.items()}
+    return value
+
+
+def _copy(value: Any) -> Any:
+    """A copy of JSON-like data, cheaper than ``copy.deepcopy``."""
+    if isinstance(value, dict):
+        return {k: _copy(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_copy(v) for v in value]
+    return value
+
+
+def _set_dotted(config: dict[str, Any], header: str, value: Any, row: Row) -> None:
+    parts = header.split(".")
+    if not all(parts):
+        raise TableError(f"column {header!r} is not a valid dotted key", location(row, header))
+    node = config
+    for i, part in enumerate(parts[:-1]):
+        child = node.setdefault(part, {})
+        if not isinstance(child, dict):
+            parent = ".".join(parts[: i + 1])
+            raise TableError(f"column {header!r} needs {parent!r} to be an object, but it is "
+                             f"{show(child)}", location(row, header))
+        node = child
+    _merge(node, parts[-1], value)
+
+
+def _merge(node: dict[str, Any], key: str, value: Any) -> None:
+    if isinstance(value, dict) and isinstance(node.get(key), dict):
+        for k, v in value.items():
+            _merge(node[key], k, v)
+    else:
+        node[key] = value
+
+
+def _paths(value: Any, draft: _Draft, project: Project, keys: tuple[str, ...]) -> Any:
+    """Rewrite the paths in a config for the instance folder; note refs and inputs."""
+    kind = type(value)
+    if kind is str:
+        ref = project.ref(value)
+        return value if ref is None else _use(ref, draft, keys)
+    if kind is dict:
+        out = {}
+        for key, item in value.items():
+            inner = type(item)
+            if inner is str:
+                ref = project.ref(item)
+                out[key] = item if ref is None else _use(ref, draft, (*keys, str(key)))
+            elif inner in _NUMBERS:
+                out[key] = item
+            else:
+                out[key] = _paths(item, draft, project, (*keys, str(key)))
+        return out
+    if kind is list:
+        return [v if type(v) in _NUMBERS else _paths(v, draft, project, keys) for v in value]
+    if isinstance(value, dict):
+        return _paths(dict(value), draft, project, keys)
+    if isinstance(value, list):
+        return _paths(list(value), draft, project, keys)
+    if isinstance(value, str):
+        return _paths(str(value), draft, project, keys)
+    return value
+
+
+def _use(ref: PathRef, draft: _Draft, keys: tuple[str, ...]) -> str:
+    """Note what a path in the config refers to; the text the flow receives."""
+    if ref.runs_path is not None:
+        draft.refs.append((ref.runs_path, ".".join(keys)))
+    if ref.input is not None:
+        draft.inputs.add(ref.input)
+    return ref.value
+
+
+class _Flows:
+    """Flow files and their base configs, checked and read once per plan."""
+
+    def __init__(self, project: Project):
+        self.project = project
+        self._bases: dict[str, tuple[dict[str, Any], str | None]] = {}
+        self._defaults: dict[str, tuple[str, dict[str, Any], str | None]] = {}
+
+    def resolve(self, row: Row, value: Any) -> tuple[str, dict[str, Any], str | None]:
+        """(flow, base config, base config file) for a row's flow cell (None: default)."""
+        if value is None:
+            found = self._defaults.get(row.stage)
+            if found is None:
+                found = self._defaults[row.stage] = self._with_base(self._default(row))
+            return found
+        return self._with_base(self._given(row, value))
+
+    def _with_base(self, flow: str) -> tuple[str, dict[str, Any], str | None]:
+        if flow not in self._bases:
+            self._bases[flow] = self._base(flow)
+        return (flow, *self._bases[flow])
+
+    def _given(self, row: Row, value: Any) -> str:
+        if not isinstance(value, str) or not value.strip():
+            raise TableError(f"flow {value!r} is not a path", location(row, "flow"))
+        path = value.replace("\\", "/")
+        norm = posixpath.normpath(path)
+        if path.startswith("/") or DRIVE.match(path) or norm == ".." or norm.startswith("../"):
+            raise TableError(f"flow {value!r} lies outside the project root",
+                             location(row, "flow"), hint="give it relative to the project root")
+        for part in norm.split("/"):
+            problem = name_problem(part)
+            if problem:
+                raise TableError(f"flow {value!r}: {part!r} {problem}", location(row, "flow"),
+                                 hint="a flow's folders and file must have names safe on "
+                                      "every OS")
+        info = self.project.stat(norm)
+        if info is None or not stat.S_ISREG(info.st_mode):
+            raise TableError(f"flow {value!r} does not exist in {self.project.root}",
+                             location(row, "flow"))
+        return norm
+
+    def _default(self, row: Row) -> str:
+        candidates = (f"flows/{row.stage}.py", f"builds/{row.stage}.py")
+        for flow in candidates:
+            info = self.project.stat(flow)
+            if info is not None and stat.S_ISREG(info.st_mode):
+                return flow
+        raise TableError(f"no flow column, and neither {candidates[0]} nor {candidates[1]} "
+                         f"exists in {self.project.root}", location(row),
+                         hint="add a 'flow' column or create the default flow")
+
+    def _base(self, flow: str) -> tuple[dict[str, Any], str | None]:
+        name = base_config_path(flow)
+        if self.project.stat(name) is None:
+            return {}, None
+        try:
+            return read_config(self.project.root / name, shown=name), name
+        except ConfigFileError as error:  # a bad base config is bad input of the table
+            raise TableError(error.message, error.location) from error
+
+
+# --- references to instances --------------------------------------------------------
+
+
+def _instance(draft: _Draft, known: Mapping[str, _Draft], project: Project) -> Instance:
+    depends: dict[str, None] = {}
+    for runs_path, keys in draft.refs:
+        parts = runs_path.split("/")
+        if len(parts) < 2:
+            continue
+        key = f"{parts[0]}/{parts[1]}"
+        if key in known:
+            if key != draft.key:
+                depends[key] = None
+        elif parts[1] not in project.folders(parts[0]):
+            _dangling(draft, runs_path, key, keys, known, project)
+    return Instance(
+        draft.stage, draft.name, draft.flow, draft.config, tuple(depends),
+        tuple(sorted(draft.inputs)) if draft.inputs else (),
+        tuple(sorted({p for p, _ in draft.refs})) if draft.refs else (), draft.row,
+    )
+
+
+def _origin(draft: _Draft, keys: str) -> Location:
+    """Where a config key came from: a column of the row, or the base config file."""
+    for header in draft.row.values:
+        if keys == header or keys.startswith(header + "."):
+            return location(draft.row, header)
+    return Location(draft.base_file or draft.row.file, None, None, keys or None)
+
+
+def _dangling(draft: _Draft, runs_path: str, key: str, keys: str,
+              known: Mapping[str, _Draft], project: Project) -> None:
+    stage = key.split("/")[0]
+    candidates = [*known, *(f"{stage}/{name}" for name in sorted(project.folders(stage)))]
+    same_case = [k for k in candidates if k.casefold() == key.casefold()]
+    if same_case:
+        hint = f"did you mean {same_case[0]}? instance names are case-sensitive"
+    else:
+        close = difflib.get_close_matches(key, candidates, n=3)
+        hint = "did you mean " + " or ".join(close) + "?" if close else None
+    raise PlanError(
+        f"{project.runs_shown(runs_path)} points into instance {key}, which no table "
+        "defines and no folder holds", _origin(draft, keys), hint,
+    )
+
+
+def _topological(instances: list[Instance]) -> list[Instance]:
+    """Upstream first; otherwise keep the given order (table order, then row order)."""
+    index = {inst.key: i for i, inst in enumerate(instances)}
+    waiting = [len(inst.depends_on) for inst in instances]
+    users: list[list[int]] = [[] for _ in instances]
+    for i, inst in enumerate(instances):
+        for dep in inst.depends_on:
+            users[index[dep]].append(i)
+    ready = [i for i, n in enumerate(waiting) if n == 0]
+    heapq.heapify(ready)
+    order: list[int] = []
+    while ready:
+        i = heapq.heappop(ready)
+        order.append(i)
+        for user in users[i]:
+            waiting[user] -= 1
+            if waiting[user] == 0:
+                heapq.heappush(ready, user)
+    if len(order) < len(instances):
+        _cycle(instances, index, {instances[i].key for i in set(range(len(instances)))
+                                  - set(order)})
+    return [instances[i] for i in order]
+
+
+def _cycle(instances: list[Instance], index: Mapping[str, int], left: set[str]) -> None:
+    key = min(left, key=index.__getitem__)
+    path: list[str] = []
+    while key not in path:
+        path.append(key)
+        key = next(d for d in instances[index[key]].depends_on if d in left)
+    cycle = [*path[path.index(key):], key]
+    row = instances[index[cycle[0]]].row
+    raise PlanError("dependency cycle: " + " -> ".join(cycle),
+                    location(row) if row else None,
+                    hint="'a -> b' means a reads from b's folder")
