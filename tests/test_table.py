@@ -14,9 +14,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ductaflow.errors import TableError, UsageError
-from ductaflow.tables import reading
-from ductaflow.tables.reading import grid, read_tables, typed_text
+from ductaflow.errors import Location, TableError, UsageError
+from ductaflow.tables import workbooks
+from ductaflow.tables.grids import BLANK, typed_text
+from ductaflow.tables.reading import grid, read_tables
 
 ENGINES = ["calamine", "openpyxl"]
 
@@ -175,7 +176,7 @@ def test_text_cells_are_typed(text, value):
 
 
 def test_blank_text_is_not_set():
-    assert typed_text("   ") is reading.BLANK
+    assert typed_text("   ") is BLANK
 
 
 def test_excel_values_are_typed(tmp_path):
@@ -350,7 +351,7 @@ def test_every_visible_sheet_is_a_stage_and_hidden_ones_are_ignored(tmp_path, en
 def test_a_formula_without_a_cached_value_is_refused_naming_the_cell(tmp_path, engine):
     path = write_xlsx(tmp_path / "t.xlsx", {"prep": [["instance", "x", "y"], ["a", 2, "=B2*2"]]})
     error = error_of([path], engine=engine)
-    assert error.location == reading.Location(path, "prep", 2, "C (y)")
+    assert error.location == Location(path, "prep", 2, "C (y)")
     assert "no saved value" in error.message and "recalculate" in error.hint
 
 
@@ -368,12 +369,12 @@ def test_a_cached_excel_error_is_refused(tmp_path, engine):
 @given(st.text(alphabet='<>/:="\' \tfextrcv1', max_size=30))
 def test_the_quick_scan_for_bad_cells_misses_no_formula_or_error(xml):
     raw = xml.encode()
-    if reading._FORMULA_OR_ERROR.search(raw):
-        assert reading._may_hold_bad_cells(raw)
+    if workbooks._FORMULA_OR_ERROR.search(raw):
+        assert workbooks._may_hold_bad_cells(raw)
 
 
 def test_the_quick_scan_for_bad_cells_passes_plain_cells():
-    assert not reading._may_hold_bad_cells(b'<row r="2"><c r="A2" t="inlineStr"><is><t>{a}_f'
+    assert not workbooks._may_hold_bad_cells(b'<row r="2"><c r="A2" t="inlineStr"><is><t>{a}_f'
                                          b'</t></is></c><c r="B2" t="n"><v>2030</v></c></row>')
 
 
@@ -416,22 +417,22 @@ def test_a_zip_bomb_is_refused_before_parsing(tmp_path, monkeypatch):
     def must_not_run(*args):
         raise AssertionError("parsed a zip bomb")
 
-    monkeypatch.setattr(reading, "_calamine_cells", must_not_run)
-    monkeypatch.setattr(reading, "_openpyxl_cells", must_not_run)
-    monkeypatch.setattr(reading, "_worksheets", must_not_run)
+    monkeypatch.setattr(workbooks, "_calamine_cells", must_not_run)
+    monkeypatch.setattr(workbooks, "_openpyxl_cells", must_not_run)
+    monkeypatch.setattr(workbooks, "_worksheets", must_not_run)
     error = error_of([path])
     assert "zip bomb" in error.message and "sheet1.xml" in error.message
 
 
 def test_a_workbook_that_unpacks_too_large_is_refused(tmp_path, monkeypatch):
     path = write_xlsx(tmp_path / "t.xlsx", {"s": [["instance"], ["a"]]})
-    monkeypatch.setattr(reading, "MAX_UNZIPPED_BYTES", 1000)
+    monkeypatch.setattr(workbooks, "MAX_UNZIPPED_BYTES", 1000)
     assert "zip bomb" in error_of([path]).message
 
 
 def test_a_file_over_the_size_limit_is_refused(tmp_path, monkeypatch):
     path = write_xlsx(tmp_path / "t.xlsx", {"s": [["instance"], ["a"]]})
-    monkeypatch.setattr(reading, "MAX_XLSX_BYTES", 100)
+    monkeypatch.setattr(workbooks, "MAX_XLSX_BYTES", 100)
     assert "MB" in error_of([path]).message
 
 
