@@ -93,14 +93,17 @@ class Instance:
 
     @property
     def key(self) -> str:
+        """``stage/name``: how an instance is named in messages, reasons and ``--select``."""
         return f"{self.stage}/{self.name}"
 
     @property
     def run_dir(self) -> str:
+        """The instance's folder, relative to the runs folder."""
         return f"{self.stage}/{self.name}"
 
     @property
     def flow_stem(self) -> str:
+        """The flow file's name without suffix: the stem of every file it leaves."""
         return self.flow.rsplit("/", 1)[-1].rsplit(".", 1)[0]
 
 
@@ -114,6 +117,7 @@ class Decision:
 
     @property
     def reason(self) -> str:
+        """The reasons as one line, or ``up to date``."""
         return "; ".join(self.reasons) if self.reasons else "up to date"
 
 
@@ -135,6 +139,7 @@ class RunResult:
 
     @property
     def key(self) -> str:
+        """``stage/name``: how an instance is named in messages, reasons and ``--select``."""
         return f"{self.stage}/{self.instance}"
 
     @classmethod

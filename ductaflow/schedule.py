@@ -66,6 +66,7 @@ class Schedule:
         return self.ordered()
 
     def loop(self) -> None:
+        """Until nothing is pending or running: block, start, write, collect."""
         while self.pending or self.executor.running():
             self.block_unreachable()
             self.start_ready()
@@ -76,6 +77,7 @@ class Schedule:
                 self.finish(result)
 
     def start_ready(self) -> None:
+        """Start pending instances whose upstream is done, as capacity allows."""
         if self.failed and self.fail_fast:
             for decision in list(self.pending):
                 self.block(decision, "not started: --fail-fast after a failure")
@@ -91,6 +93,7 @@ class Schedule:
                 self.dirty = True
 
     def upstream_done(self, decision: Decision) -> bool:
+        """Every planned upstream of ``decision`` has a result."""
         return all(key in self.results for key in decision.instance.depends_on
                    if key in self.decisions)
 
@@ -104,12 +107,14 @@ class Schedule:
                 self.block(decision, f"upstream failed: {', '.join(bad)}")
 
     def block(self, decision: Decision, reason: str) -> None:
+        """``decision`` will not run: record it as blocked, with why."""
         self.pending.remove(decision)
         instance = decision.instance
         result = RunResult.of(instance, Action.BLOCKED, None, reason)
         self.finish(result)
 
     def finish(self, result: RunResult) -> None:
+        """An instance ended: record it, unless a failed attempt is retried."""
         if result.action in (Action.RAN, Action.FAILED) and self.note_attempt(result):
             return
         self.results[result.key] = result
@@ -159,6 +164,7 @@ class Schedule:
         raise ConductInterrupted(self.ordered())
 
     def ordered(self) -> list[RunResult]:
+        """The results so far, in plan order."""
         return [self.results[key] for key in self.order if key in self.results]
 
     def write_outputs(self, running: bool) -> None:

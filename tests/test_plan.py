@@ -22,7 +22,7 @@ from ductaflow.errors import PlanError, TableError, TemplateError, UsageError
 from ductaflow.model import Row, Table
 from ductaflow.planning.decisions import decide
 from ductaflow.planning.instances import build_instances
-from ductaflow.planning.planner import Plan, format_plan, plan
+from ductaflow.planning.planner import Plan, plan
 from ductaflow.run_folder import records
 from ductaflow.run_folder.files import RECORD
 from ductaflow.run_folder.names import name_problem
@@ -366,7 +366,8 @@ def test_new_then_up_to_date(root: Path) -> None:
     again = plan(_pipeline(), project_root=root)
     assert _reasons(again) == UP_TO_DATE
     assert again.counts == {"instances": 5, "stages": 3, "run": 0, "skip": 5}
-    assert format_plan(again)[0] == ("prep/north", "skip", "up to date")
+    first = again.decisions[0]
+    assert (first.instance.key, first.run, first.reason) == ("prep/north", False, "up to date")
 
 
 def test_a_plan_keeps_the_last_runs_it_read(root: Path) -> None:

@@ -7,7 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from ductaflow.errors import TableError, TemplateError
-from ductaflow.tables.templating import MAX_WIDTH, fields, render, render_value
+from ductaflow.tables.templating import MAX_WIDTH, fields, render
 
 BRACES = "{}"
 
@@ -89,13 +89,6 @@ def test_a_spec_that_does_not_fit_the_value_names_the_field():
 
 def test_a_template_error_is_a_table_error():
     assert issubclass(TemplateError, TableError)
-
-
-def test_a_non_string_cell_is_never_a_template():
-    assert render_value(2030, {}) == 2030
-    assert render_value(["{x}"], {}) == ["{x}"]
-    assert render_value({"a": "{x}"}, {}) == {"a": "{x}"}
-    assert render_value("{x}", {"x": 1}) == "1"
 
 
 # ---------------------------------------------------------------- properties

@@ -16,6 +16,7 @@ from ductaflow.errors import DuctaflowError, FlowError
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """The ``ductaflow`` command: one line and exit 2 for bad input, never a traceback."""
     _utf8_console()
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -41,6 +42,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """Every command and flag; ``docs/cli.md`` is checked against its ``--help``."""
     parser = argparse.ArgumentParser(
         prog="ductaflow",
         description="Run notebook pipelines across scenarios from a spreadsheet.")

@@ -20,6 +20,7 @@ _COLOURS = {"success": "green", "warning": "dark_orange", "error": "red", "": "g
 
 
 def conduct_from_cli(args: argparse.Namespace) -> int:
+    """``ductaflow conduct``: the dry run, or a conduct shown live; the exit status."""
     from ductaflow.conductor import ConductInterrupted, conduct
 
     tables = [str(t) for t in args.tables]
@@ -95,6 +96,7 @@ class ConductView:
         self.started = time.monotonic()
 
     def on_event(self, kind: str, payload: Any) -> None:
+        """Show what the conductor reports, as it happens."""
         getattr(self, f"_on_{kind}")(payload)
 
     def _on_waiting(self, lock_path: Path) -> None:

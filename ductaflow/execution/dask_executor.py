@@ -125,6 +125,7 @@ class DaskExecutor:
             self._no_workers_since = now
 
     def submit(self, instance: Instance, reason: str) -> None:
+        """Send the instance to the cluster as one task with a key of its own."""
         self._ensure_visible([instance.flow])
         key = f"ductaflow-{instance.stage}-{instance.name}-{uuid.uuid4().hex}"
         future = self.client.submit(run_on_worker, instance, reason, self.options, key,
@@ -133,6 +134,7 @@ class DaskExecutor:
         self._tasks[instance.key] = _Task(instance, reason, future)
 
     def running(self) -> dict[str, float]:
+        """Each submitted instance not yet collected, with its start."""
         return {key: task.started for key, task in self._tasks.items()}
 
     def wait(self, timeout: float | None) -> list[RunResult]:
@@ -399,6 +401,7 @@ def earlier_attempt(run_dir: Path, token: str) -> RunResult | None:
 
 
 def save_attempt(run_dir: Path, token: str, result: RunResult) -> None:
+    """Keep a task's result in its folder, so a resubmitted task finds it."""
     text = json.dumps({"token": token, "result": asdict(result)}, ensure_ascii=False)
     records.atomic_write_text(run_dir / DASK_ATTEMPT_FILE, text)
 

@@ -41,6 +41,7 @@ KERNEL_ARGUMENTS = ("--HistoryManager.hist_file=:memory:",)
 
 
 def warm_supported() -> bool:
+    """Warm kernels need ``fork``: Linux and macOS, not Windows."""
     return sys.platform.startswith("linux")
 
 

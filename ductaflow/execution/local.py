@@ -53,6 +53,8 @@ class LocalExecutor:
         self._leaving: list[_Job] = []
 
     def submit(self, instance: Instance, reason: str) -> None:
+        """Start a worker process for ``instance``, with a pipe for its result and
+        a lifeline that ends it when the conductor dies."""
         results_r, results_w = self._ctx.Pipe(duplex=False)
         lifeline_r, lifeline_w = self._ctx.Pipe(duplex=False)
         process = self._ctx.Process(
@@ -64,6 +66,7 @@ class LocalExecutor:
         self._jobs[instance.key] = _Job(instance, reason, process, results_r, lifeline_w)
 
     def running(self) -> dict[str, float]:
+        """Each running instance's key and start."""
         return {key: job.started for key, job in self._jobs.items()}
 
     def wait(self, timeout: float | None) -> list[RunResult]:

@@ -45,7 +45,10 @@ class CappedNotebookClient(PapermillNotebookClient):
         self.kept = 0
         self.noted = False
 
-    def output(self, outs: list, msg: dict, display_id: str | None, cell_index: int):
+    def output(self, outs: list, msg: dict, display_id: str | None,
+               cell_index: int) -> Any:
+        """nbclient's, until the notebook holds ``cap`` characters of output; past it, one
+        note, and the rest goes only to the output file (which has its own cap)."""
         if msg["msg_type"] == "error":
             return super().output(outs, msg, display_id, cell_index)
         size = _size(msg["content"])
@@ -85,7 +88,7 @@ class CappedEngine(NBClientEngine):
                                  stdout_file: Any = None, stderr_file: Any = None,
                                  start_timeout: int = 60, execution_timeout: Any = None,
                                  output_file_name: str | None = None,
-                                 save_to: str | None = None, **kwargs: Any):
+                                 save_to: str | None = None, **kwargs: Any) -> Any:
         """``save_to``: where the notebook is written before the first cell and again if
         the run ends in an exception. papermill's own saving (with
         ``request_save_on_cell_execute``) writes and validates the whole notebook at

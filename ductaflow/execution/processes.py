@@ -21,11 +21,13 @@ _LOCK = threading.Lock()
 
 
 def register(process: Any) -> None:
+    """Remember a process this worker started, to kill it if the worker must end."""
     with _LOCK:
         _LIVE[process.pid] = process
 
 
 def unregister(process: Any) -> None:
+    """Forget a process that ended by itself."""
     with _LOCK:
         _LIVE.pop(getattr(process, "pid", None), None)
 
@@ -46,6 +48,7 @@ def end_own_group() -> None:
 
 
 def kill_tree(process: Any) -> None:
+    """Kill a process and its whole group (what its flow started), now."""
     try:
         if os.name == "posix":
             os.killpg(process.pid, signal.SIGKILL)

@@ -67,6 +67,7 @@ class LastRun(NamedTuple):
 
     @classmethod
     def of(cls, record: Mapping[str, Any]) -> LastRun:
+        """The fields a plan keeps of a record (a valid one: ``records.read_record``)."""
         return cls(record["run_id"], record["status"], float(record["duration_s"]),
                    record["started_at"], record["ended_at"])
 

@@ -90,6 +90,7 @@ class _Draft:
 
 
 def build(tables: Sequence[Table], project: Project) -> list[Instance]:
+    """``build_instances`` on a project already open (the planner shares its caches)."""
     _check_stages(tables)
     flows = _Flows(project)
     drafts: list[_Draft] = []
@@ -126,6 +127,7 @@ def base_config_path(flow: str) -> str:
 
 
 def location(row: Row, header: str | None = None) -> Location:
+    """Where a row, or one of its cells, is: for the error a user reads."""
     column = None if header is None else f"{row.columns.get(header, '?')} ({header})"
     return Location(row.file, row.sheet, row.line, column)
 

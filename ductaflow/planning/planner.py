@@ -34,22 +34,27 @@ class Plan:
 
     @property
     def to_run(self) -> tuple[Decision, ...]:
+        """The decisions to run, upstream first."""
         return tuple(d for d in self.decisions if d.run)
 
     @property
     def to_skip(self) -> tuple[Decision, ...]:
+        """The decisions to skip."""
         return tuple(d for d in self.decisions if not d.run)
 
     @property
     def instances(self) -> tuple[Instance, ...]:
+        """Every planned instance, upstream first."""
         return tuple(d.instance for d in self.decisions)
 
     @property
     def stages(self) -> tuple[str, ...]:
+        """The stages, in plan order."""
         return tuple(dict.fromkeys(d.instance.stage for d in self.decisions))
 
     @property
     def counts(self) -> dict[str, int]:
+        """How many instances and stages, to run and to skip: the plan's headline."""
         run = sum(d.run for d in self.decisions)
         return {"instances": len(self.decisions), "stages": len(self.stages),
                 "run": run, "skip": len(self.decisions) - run}
@@ -115,8 +120,3 @@ def _read(tables: Any, stage: str | None) -> list[Table]:
     from ductaflow.tables.reading import read_tables
 
     return read_tables(tables, stage=stage)
-
-
-def format_plan(plan: Plan) -> list[tuple[str, str, str]]:
-    """``(stage/instance, "run" or "skip", reason)`` per decision, for ``--dry-run``."""
-    return [(d.instance.key, "run" if d.run else "skip", d.reason) for d in plan.decisions]

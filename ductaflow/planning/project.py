@@ -150,6 +150,7 @@ class Project:
 
 
 def relative(path: Path, base: Path) -> str | None:
+    """``path`` relative to ``base`` in POSIX form, None when it lies outside."""
     try:
         return path.relative_to(base).as_posix()
     except ValueError:

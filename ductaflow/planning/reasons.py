@@ -16,6 +16,7 @@ _JSON_LIKE = re.compile(r"^(true|false|null|-?\d+(\.\d+)?([eE][-+]?\d+)?)$")
 
 
 def config_changes(config: Mapping[str, Any], saved: Any) -> list[str]:
+    """``key old -> new`` for each config key that differs from the saved one."""
     if same_canonical(config, saved):
         return []
     now = records.canonical(config)
@@ -120,6 +121,7 @@ def show(value: Any) -> str:
 
 
 def listed(items: Sequence[str]) -> str:
+    """Items of a reason, cut after ``SHOWN_ITEMS``: a reason stays one line."""
     shown = ", ".join(items[:SHOWN_ITEMS])
     more = len(items) - SHOWN_ITEMS
     return f"{shown}, … (+{more} more)" if more > 0 else shown

@@ -77,6 +77,7 @@ def generate_status_report(
 
 
 def render(context: Mapping[str, Any]) -> str:
+    """The page's HTML from its data (jinja2, autoescaped)."""
     script = _asset("report.js")
     digest = base64.b64encode(hashlib.sha256(script.encode("utf-8")).digest()).decode()
     env = _environment()

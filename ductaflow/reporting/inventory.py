@@ -57,10 +57,12 @@ class InstanceOnDisk:
 
     @property
     def key(self) -> str:
+        """``stage/instance``, as results name it."""
         return f"{self.stage}/{self.instance}"
 
     @property
     def run_dir(self) -> str:
+        """The folder relative to the runs folder."""
         return f"{self.stage}/{self.instance}"
 
     @property

@@ -44,7 +44,6 @@ REPORT_HTML = "conductor_status_report.html"
 LOCK = ".conductor.lock"
 PLAN_CACHE = ".conductor.plan.json"
 GENERATION = ".conductor.generation"
-ENGINE_FILES = (RESULTS_CSV, RESULTS_XLSX, REPORT_HTML, LOCK, PLAN_CACHE, GENERATION)
 
 
 def config_path(run_dir: Path, stem: str) -> Path:

@@ -66,6 +66,7 @@ def _scan(path: Path) -> tuple[bool, str | None]:
 
 
 def worst(statuses: Iterable[Status]) -> Status:
+    """Red over orange over green: a build's light from its flows'."""
     return max(statuses, key=_RANK.__getitem__, default=Status.SUCCESS)
 
 

@@ -124,17 +124,6 @@ def _canonical_dict(value: Mapping[Any, Any]) -> dict[str, Any]:
     return out
 
 
-def canonical_json(config: Any) -> str:
-    """``canonical(config)`` as compact, key-sorted JSON text."""
-    return json.dumps(canonical(config), sort_keys=True, separators=(",", ":"),
-                      ensure_ascii=False)
-
-
-def config_digest(config: Any) -> str:
-    """sha256 hex of ``canonical_json(config)``."""
-    return hashlib.sha256(canonical_json(config).encode("utf-8")).hexdigest()
-
-
 # --- files -----------------------------------------------------------------------
 
 
@@ -254,6 +243,7 @@ def read_generation(runs_dir: str | os.PathLike[str]) -> str:
 
 
 def bump_generation(runs_dir: str | os.PathLike[str]) -> None:
+    """Change the token, before any record changes: other conductors replan."""
     atomic_write_text(Path(runs_dir) / GENERATION, uuid.uuid4().hex)
 
 
@@ -266,6 +256,7 @@ def utc_now() -> str:
 
 
 def new_run_id() -> str:
+    """A fresh id per run: consumers remember which run of their upstream they read."""
     return uuid.uuid4().hex
 
 

@@ -50,6 +50,7 @@ class Grid:
 
     def where(self, row: int | None = None, column: int | None = None,
               header: str = "") -> Location:
+        """The location of a row or cell, with the labels a user sees."""
         shown = None
         if column is not None:
             shown = self.label(column) + (f" ({header})" if header else "")
@@ -144,6 +145,7 @@ def _duration(delta: datetime.timedelta) -> str:
 
 
 def unreadable(error: OSError, path: Path, shown: str) -> TableError:
+    """The error for a table file that cannot be read, naming it."""
     if isinstance(error, FileNotFoundError):
         return TableError("file not found", Location(shown), hint=f"looked for {path.absolute()}")
     return TableError(f"cannot read the file: {error.strerror or error}", Location(shown))

@@ -46,11 +46,6 @@ def render(template: str, values: Mapping[str, Any]) -> str:
     return "".join(parts)
 
 
-def render_value(value: Any, values: Mapping[str, Any]) -> Any:
-    """``value`` rendered if it is a string; any other cell value unchanged."""
-    return render(value, values) if isinstance(value, str) else value
-
-
 @functools.lru_cache(maxsize=4096)
 def _parse(template: str) -> tuple[tuple[str, str | None, str], ...]:
     """(literal text, field name or None, format spec), every field checked to be safe.

@@ -36,6 +36,7 @@ RECALCULATE = "open the workbook in Excel (or LibreOffice), recalculate and save
 
 
 def xlsx_grids(path: Path, shown: str, engine: str) -> list[Grid]:
+    """One grid per visible sheet, after the workbook passed every check."""
     sheets = _inspect_workbook(path, shown)
     names = [name for name, _ in sheets]
     if engine == "calamine":
