@@ -1,0 +1,75 @@
+"""conduct() from wherever an analyst calls it: a script with top-level code and no
+``__main__`` guard, ``python -c``, a script piped to ``python -``. Workers never run the
+caller's code again: each instance runs once, and the caller's code runs once."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from .conftest import REPO
+
+pytestmark = pytest.mark.kernel
+
+FLOW = """\
+# %% tags=["parameters"]
+config = {}
+
+# %%
+import os
+from ductaflow import is_notebook_execution, load_cli_config, unpack_config
+if not is_notebook_execution():
+    config = load_cli_config(None, "count")
+vars().update(unpack_config(config, "count", locals()))
+with open(os.environ["DF_COUNT"], "a", encoding="utf-8") as log:
+    log.write(f"instance {scenario}\\n")
+"""
+
+#: A conductor.py as analysts write it: top-level code, no guard.
+CONDUCTOR = """\
+import os
+with open(os.environ["DF_COUNT"], "a", encoding="utf-8") as log:
+    log.write("caller\\n")
+import pandas as pd
+import ductaflow
+before = globals().get("__file__"), globals().get("__spec__")
+results = ductaflow.conduct(pd.DataFrame({"instance": ["a", "b", "c"],
+                                          "scenario": ["a", "b", "c"]}),
+                            stage="count", jobs=2, mode=os.environ["DF_MODE"])
+print("done", sorted(r.action.value for r in results))
+print("main as it was:", (globals().get("__file__"), globals().get("__spec__")) == before)
+"""
+
+
+def _project(tmp_path: Path) -> Path:
+    (tmp_path / "flows").mkdir()
+    (tmp_path / "flows" / "count.py").write_text(FLOW, encoding="utf-8")
+    (tmp_path / "conductor.py").write_text(CONDUCTOR, encoding="utf-8")
+    return tmp_path
+
+
+def _call(project: Path, how: str, mode: str) -> subprocess.CompletedProcess:
+    env = {"PYTHONPATH": str(REPO), "DF_COUNT": str(project / "count.log"),
+           "DF_MODE": mode, "PATH": "/usr/bin:/bin"}
+    command = {"script": [sys.executable, "conductor.py"],
+               "-c": [sys.executable, "-c", CONDUCTOR],
+               "pipe": [sys.executable, "-"]}[how]
+    return subprocess.run(command, cwd=project, env=env, capture_output=True, text=True,
+                          timeout=120, input=CONDUCTOR if how == "pipe" else None)
+
+
+@pytest.mark.parametrize(("how", "mode"), [("script", "script"), ("script", "notebook"),
+                                           ("-c", "script"), ("pipe", "script")])
+def test_the_callers_code_runs_once_and_each_instance_once(tmp_path: Path, how: str,
+                                                          mode: str) -> None:
+    project = _project(tmp_path)
+    done = _call(project, how, mode)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "done ['ran', 'ran', 'ran']" in done.stdout
+    assert "Traceback" not in done.stderr
+    assert "main as it was: True" in done.stdout
+    lines = (project / "count.log").read_text(encoding="utf-8").splitlines()
+    assert sorted(lines) == ["caller", "instance a", "instance b", "instance c"]
