@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from ductaflow.errors import ConductInterrupted, DuctaflowError, UsageError
-from ductaflow.model import ConductSettings, EventHandler, ExecOptions, RunResult
+from ductaflow.model import ConductSettings, EventHandler, ExecOptions, Results, RunResult
 from ductaflow.planning import plan_cache
 from ductaflow.planning.planner import Plan, planned, resolve_folders
 from ductaflow.run_folder import records
@@ -52,7 +52,7 @@ def conduct(
     accept: bool = False,
     retries: int = 0,
     on_event: EventHandler | None = None,
-) -> list[RunResult]:
+) -> Results:
     """Run every instance of the scenario tables that is not up to date.
 
     ``tables`` is a path, a list of paths, or a pandas DataFrame (with ``stage``).
@@ -65,7 +65,8 @@ def conduct(
     run as done without running it (like Snakemake's ``--touch``), for a renamed
     column or a cosmetic edit. ``retries`` reruns a failed instance up to that many
     more times (flaky resources); its record lists every attempt.
-    Returns one ``RunResult`` per planned instance, in plan order.
+    Returns one ``RunResult`` per planned instance, in plan order, as ``Results``: a
+    list that also gives a pandas DataFrame (``results.to_frame()``).
     """
     settings = _settings(jobs=jobs or os.cpu_count() or 1, fail_fast=fail_fast, wait=wait,
                          timeout=timeout, mode=mode, export_html=export_html,
@@ -82,10 +83,10 @@ def conduct(
             _bump_generation(current.runs_dir)
         notify("plan", current)
         if settings.accept:
-            return _accept_all(current, notify)
+            return Results(_accept_all(current, notify))
         results = _run(current, settings, notify, planner.results_current())
         planner.remember(current)
-        return results
+        return Results(results)
     finally:
         lock.release()
 

@@ -7,6 +7,7 @@ hand.
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -152,6 +153,27 @@ class RunResult:
                    status=status, reason=reason, duration_s=round(duration_s, 3),
                    run_dir=instance.run_dir, flow=instance.flow, error=error,
                    started_at=started_at, ended_at=ended_at)
+
+
+class Results(list):  # type: ignore[type-arg] - a list of RunResult
+    """What ``conduct`` returns: one ``RunResult`` per planned instance, in plan order,
+    as a plain list, that also gives the table an analyst looks at in a notebook."""
+
+    def to_frame(self) -> Any:
+        """A pandas DataFrame, a row per instance: stage, instance, action, status,
+        reason, duration_s, run_dir (relative to the runs folder), flow, error,
+        started_at, ended_at; status empty for a blocked instance."""
+        import pandas as pd
+
+        columns = [f.name for f in dataclasses.fields(RunResult)]
+        rows = [[_plain(getattr(result, name)) for name in columns] for result in self]
+        return pd.DataFrame(rows, columns=columns)
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, enum.Enum):
+        return value.value
+    return "" if value is None else value
 
 
 @dataclass(frozen=True)

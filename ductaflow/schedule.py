@@ -13,7 +13,15 @@ from typing import Any
 
 from ductaflow.errors import ConductInterrupted
 from ductaflow.execution.contract import Executor
-from ductaflow.model import Action, ConductSettings, Decision, EventHandler, RunResult, Status
+from ductaflow.model import (
+    Action,
+    ConductSettings,
+    Decision,
+    EventHandler,
+    Results,
+    RunResult,
+    Status,
+)
 from ductaflow.planning.planner import Plan
 from ductaflow.run_folder import records
 from ductaflow.run_folder.files import attempt_path, run_files
@@ -161,7 +169,7 @@ class Schedule:
             self.results[decision.instance.key] = RunResult.of(
                 decision.instance, Action.BLOCKED, None, "interrupted before it started")
         self.write_outputs(running=False)
-        raise ConductInterrupted(self.ordered())
+        raise ConductInterrupted(Results(self.ordered()))
 
     def ordered(self) -> list[RunResult]:
         """The results so far, in plan order."""

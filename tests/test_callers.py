@@ -73,3 +73,28 @@ def test_the_callers_code_runs_once_and_each_instance_once(tmp_path: Path, how: 
     assert "main as it was: True" in done.stdout
     lines = (project / "count.log").read_text(encoding="utf-8").splitlines()
     assert sorted(lines) == ["caller", "instance a", "instance b", "instance c"]
+
+
+def test_what_conduct_returns_is_a_list_that_gives_a_dataframe(tmp_path: Path,
+                                                               monkeypatch) -> None:
+    import pandas as pd
+
+    import ductaflow
+
+    project = _project(tmp_path)
+    (project / "flows" / "bad.py").write_text("raise ValueError('no data')\n", encoding="utf-8")
+    monkeypatch.setenv("DF_COUNT", str(project / "count.log"))
+    table = pd.DataFrame({"instance": ["a", "bad", "after"], "scenario": ["a", "b", "c"],
+                          "flow": ["flows/count.py", "flows/bad.py", "flows/count.py"],
+                          "source": ["", "", "runs/count/bad/out.csv"]})
+    results = ductaflow.conduct(table, stage="count", project_root=project, mode="script")
+    assert isinstance(results, list) and len(results) == 3
+    frame = results.to_frame()
+    assert list(frame.columns[:7]) == ["stage", "instance", "action", "status", "reason",
+                                       "duration_s", "run_dir"]
+    rows = frame.set_index("instance")
+    assert rows.loc["a", "action"] == "ran" and rows.loc["a", "status"] == "success"
+    assert rows.loc["bad", "status"] == "error" and "ValueError" in rows.loc["bad", "error"]
+    assert rows.loc["after", "action"] == "blocked" and rows.loc["after", "status"] == ""
+    assert rows.loc["a", "run_dir"] == "count/a" and rows.loc["a", "reason"] == "new"
+    assert frame[frame.status == "error"].instance.tolist() == ["bad"]
