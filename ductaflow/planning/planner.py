@@ -77,7 +77,7 @@ def planned(tables: Any, *, project_root: str | os.PathLike[str] = ".",
             runs_dir: str | os.PathLike[str] | None = None, stage: str | None = None,
             force: bool = False,
             select: Sequence[str] | None = None) -> tuple[Plan, dict[str, list[int] | None]]:
-    """``plan``, and the signature of every file and folder it read (``plancache``)."""
+    """``plan``, and the signature of every file and folder it read (``plan_cache``)."""
     collecting = gc.isenabled()
     gc.disable()  # its passes over every object made planning 100k rows superlinear
     try:
