@@ -98,3 +98,31 @@ def test_what_conduct_returns_is_a_list_that_gives_a_dataframe(tmp_path: Path,
     assert rows.loc["after", "action"] == "blocked" and rows.loc["after", "status"] == ""
     assert rows.loc["a", "run_dir"] == "count/a" and rows.loc["a", "reason"] == "new"
     assert frame[frame.status == "error"].instance.tolist() == ["bad"]
+
+
+def test_a_notebook_run_by_papermill_conducts_twice_in_one_kernel(tmp_path: Path) -> None:
+    """The caller is a notebook kernel: each instance runs once, the second conduct in
+    the same kernel skips them all, and no KeyboardInterrupt reaches the kernel."""
+    import jupytext
+
+    project = _project(tmp_path)
+    source = CONDUCTOR.replace("import os\n", "# %%\nimport os\n", 1) + (
+        "\n# %%\nagain = ductaflow.conduct(pd.DataFrame({'instance': ['a', 'b', 'c'],"
+        " 'scenario': ['a', 'b', 'c']}), stage='count', jobs=2, mode=os.environ['DF_MODE'])\n"
+        "print('again', sorted(r.action.value for r in again))\n")
+    notebook = jupytext.reads(source, fmt="py:percent")
+    notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",
+                                       "language": "python"}
+    jupytext.write(notebook, project / "conductor.ipynb")
+    env = {"PYTHONPATH": str(REPO), "DF_COUNT": str(project / "count.log"),
+           "DF_MODE": "script", "PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin"}
+    done = subprocess.run([sys.executable, "-m", "papermill", "conductor.ipynb", "out.ipynb",
+                           "--log-output"], cwd=project, env=env, capture_output=True,
+                          text=True, timeout=180)
+    assert done.returncode == 0, done.stdout + done.stderr
+    output = done.stdout + done.stderr
+    assert "done ['ran', 'ran', 'ran']" in output
+    assert "again ['skipped', 'skipped', 'skipped']" in output
+    assert "KeyboardInterrupt" not in output
+    lines = (project / "count.log").read_text(encoding="utf-8").splitlines()
+    assert sorted(lines) == ["caller", "instance a", "instance b", "instance c"]
