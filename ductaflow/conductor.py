@@ -52,6 +52,7 @@ def conduct(
     accept: bool = False,
     retries: int = 0,
     on_event: EventHandler | None = None,
+    progress: bool = True,
 ) -> Results:
     """Run every instance of the scenario tables that is not up to date.
 
@@ -64,18 +65,46 @@ def conduct(
     the project's ``pyproject.toml``) already imported. ``accept`` records what would
     run as done without running it (like Snakemake's ``--touch``), for a renamed
     column or a cosmetic edit. ``retries`` reruns a failed instance up to that many
-    more times (flaky resources); its record lists every attempt.
+    more times (flaky resources); its record lists every attempt. ``progress`` shows
+    the plan, live progress and the summary (in a notebook, in the cell's output);
+    ``on_event`` is called with each event as well.
     Returns one ``RunResult`` per planned instance, in plan order, as ``Results``: a
-    list that also gives a pandas DataFrame (``results.to_frame()``).
+    list that also gives a pandas DataFrame (``results.to_frame()``). Ctrl-C, or a
+    notebook's stop button, stops the running instances (they stay "not done" and
+    run next time) and raises ``ConductInterrupted``, whose ``results`` are those so far.
     """
     settings = _settings(jobs=jobs or os.cpu_count() or 1, fail_fast=fail_fast, wait=wait,
                          timeout=timeout, mode=mode, export_html=export_html,
                          executor=executor, scheduler=scheduler, warm=warm,
                          preload=None if preload is None else tuple(preload),
                          accept=accept, retries=retries)
-    notify = on_event or _ignore
     _refuse_in_worker()
     planner = _Planner(tables, project_root, runs_dir, stage, force, select)
+    if not progress:
+        return _conduct(planner, settings, on_event or _ignore)
+    return _conduct_shown(planner, settings, on_event)
+
+
+def _conduct_shown(planner: _Planner, settings: ConductSettings,
+                   on_event: EventHandler | None) -> Results:
+    """A conduct with its progress shown, then its summary (also when interrupted)."""
+    from ductaflow.reporting.progress import ConductView
+
+    view = ConductView()
+    try:
+        results = _conduct(planner, settings, _both(view.on_event, on_event))
+    except ConductInterrupted as exc:
+        view.close()
+        view.interrupted(exc.results)
+        raise
+    finally:
+        view.close()
+    view.summary(results)
+    return results
+
+
+def _conduct(planner: _Planner, settings: ConductSettings, notify: EventHandler) -> Results:
+    """Plan under the runs folder's lock, then run (or accept) what is stale."""
     lock = RunsLock(planner.runs_dir, settings.wait, notify)
     try:
         current = _plan_under(lock, planner)
@@ -87,6 +116,8 @@ def conduct(
         results = _run(current, settings, notify, planner.results_current())
         planner.remember(current)
         return Results(results)
+    except KeyboardInterrupt:  # before the first instance started: nothing to stop
+        raise ConductInterrupted(Results()) from None
     finally:
         lock.release()
 
@@ -104,6 +135,18 @@ def _settings(**given: Any) -> ConductSettings:
 
 def _ignore(kind: str, payload: Any) -> None:
     """The event handler of a conduct nobody watches."""
+
+
+def _both(first: EventHandler, second: EventHandler | None) -> EventHandler:
+    """One event handler that calls ``first``, then ``second`` when there is one."""
+    if second is None:
+        return first
+
+    def notify(kind: str, payload: Any) -> None:
+        first(kind, payload)
+        second(kind, payload)
+
+    return notify
 
 
 def _refuse_in_worker() -> None:

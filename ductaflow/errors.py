@@ -79,7 +79,13 @@ class ConductInterrupted(DuctaflowError):
     exit_code = 130
 
     def __init__(self, results: list[Any]):
-        super().__init__("interrupted: running instances stopped, results written")
+        stopped = sum(1 for r in results if getattr(r, "error", "") == "Interrupted")
+        finished = sum(1 for r in results if getattr(r.action, "value", "") in ("ran", "failed")
+                       and getattr(r, "error", "") != "Interrupted")
+        super().__init__(
+            f"interrupted: {stopped} running stopped and left not done (they run next "
+            f"time), {finished} finished; results so far in .results" if results
+            else "interrupted before any instance started")
         self.results = results
 
 

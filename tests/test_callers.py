@@ -7,6 +7,7 @@ from __future__ import annotations
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -69,6 +70,7 @@ def test_the_callers_code_runs_once_and_each_instance_once(tmp_path: Path, how: 
     done = _call(project, how, mode)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "done ['ran', 'ran', 'ran']" in done.stdout
+    assert "summary  ran 3 · skipped 0" in done.stdout  # progress shown, as plain lines
     assert "Traceback" not in done.stderr
     assert "main as it was: True" in done.stdout
     lines = (project / "count.log").read_text(encoding="utf-8").splitlines()
@@ -126,3 +128,159 @@ def test_a_notebook_run_by_papermill_conducts_twice_in_one_kernel(tmp_path: Path
     assert "KeyboardInterrupt" not in output
     lines = (project / "count.log").read_text(encoding="utf-8").splitlines()
     assert sorted(lines) == ["caller", "instance a", "instance b", "instance c"]
+
+
+#: The counting flow, made slow by DF_SLEEP; it says when it started in count.log.started.
+SLOW_FLOW = FLOW.replace("with open(", """\
+import time
+open(os.environ["DF_COUNT"] + ".started", "a", encoding="utf-8").write(scenario)
+time.sleep(float(os.environ.get("DF_SLEEP", "0")))
+with open(""", 1)
+
+
+class _Kernel:
+    """A live Jupyter kernel, driven as a notebook front end drives it: each cell's
+    outputs as the front end receives them, and its stop button (interrupt)."""
+
+    def __init__(self, project: Path):
+        from jupyter_client.manager import KernelManager
+
+        self.log_path = project / "kernel.log"
+        self.log = open(self.log_path, "w", encoding="utf-8")  # noqa: SIM115
+        self.manager = KernelManager(kernel_name="python3")
+        env = {**__import__("os").environ, "PYTHONPATH": str(REPO),
+               "DF_COUNT": str(project / "count.log")}
+        self.manager.start_kernel(cwd=str(project), env=env, stdout=self.log,
+                                  stderr=subprocess.STDOUT)
+        self.client = self.manager.client()
+        self.client.start_channels()
+        self.client.wait_for_ready(timeout=60)
+
+    def run(self, code: str, stop_if: Any = None) -> list[tuple[str, str]]:
+        """Run a cell; press stop once ``stop_if()`` is true."""
+        import queue
+        import time
+
+        msg_id = self.client.execute(code)
+        outputs: list[tuple[str, str]] = []
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            if stop_if is not None and stop_if():
+                self.manager.interrupt_kernel()
+                stop_if = None
+            try:
+                msg = self.client.get_iopub_msg(timeout=0.1)
+            except queue.Empty:
+                continue
+            if msg["parent_header"].get("msg_id") != msg_id:
+                continue
+            kind, content = msg["msg_type"], msg["content"]
+            if kind == "status" and content["execution_state"] == "idle":
+                return outputs
+            if kind == "stream":
+                outputs.append((kind, content["text"]))
+            elif kind in ("display_data", "update_display_data", "execute_result"):
+                shown = content["data"].get("text/plain", "")
+                display_id = content.get("transient", {}).get("display_id")
+                outputs.append((f"{kind}:{display_id}" if display_id else kind, shown))
+            elif kind == "error":
+                outputs.append(("error", f"{content['ename']}: {content['evalue']}"))
+        raise AssertionError(f"the cell did not end: {outputs}")
+
+    def close(self) -> str:
+        """Shut the kernel down; what it logged."""
+        self.client.stop_channels()
+        self.manager.shutdown_kernel(now=True)
+        self.log.close()
+        return self.log_path.read_text(encoding="utf-8")
+
+
+def _text(outputs: list[tuple[str, str]]) -> str:
+    return "".join(text for _, text in outputs)
+
+
+def test_a_jupyter_kernel_shows_live_progress_and_its_stop_button_stops_conduct(
+        tmp_path: Path) -> None:
+    """In a live kernel: a progress line updated in place and the summary, nothing with
+    progress=False; the stop button stops the running instances (ConductInterrupted),
+    leaves them not done, restores the kernel's SIGINT handler, and the next conduct
+    reruns exactly them; the kernel never logs a KeyboardInterrupt."""
+    project = _project(tmp_path)
+    (project / "flows" / "count.py").write_text(SLOW_FLOW, encoding="utf-8")
+    kernel = _Kernel(project)
+    try:
+        kernel.run("import os, signal, pandas as pd, ductaflow\n"
+                   "before = signal.getsignal(signal.SIGINT)\n"
+                   "table = pd.DataFrame({'instance': list('abcd'), 'scenario': list('abcd')})")
+        shown = kernel.run("results = ductaflow.conduct(table.head(3), stage='count', jobs=2)")
+        lines = [text for kind, text in shown if kind.startswith("update_display_data:")]
+        assert lines and lines[-1].startswith("3/3 done"), shown
+        assert len({kind.split(":")[1] for kind, _ in shown if ":" in kind}) == 1  # one line
+        assert "summary  ran 3" in _text(shown) and "error" not in dict(shown)
+
+        assert kernel.run("again = ductaflow.conduct(table.head(3), stage='count', "
+                          "progress=False)\nagain.to_frame().action.tolist()") == [
+            ("execute_result", "['skipped', 'skipped', 'skipped']")]
+
+        (project / "count.log.started").unlink()
+        stopped = kernel.run("os.environ['DF_SLEEP'] = '30'\n"
+                             "ductaflow.conduct(table, stage='count', jobs=2)",
+                             stop_if=(project / "count.log.started").exists)
+        assert ("error", "ConductInterrupted: interrupted: 1 running stopped and left not "
+                         "done (they run next time), 0 finished; results so far in "
+                         ".results") in stopped, stopped
+        assert "interrupted: running instances stopped" in _text(stopped)
+        assert "Traceback" not in _text(stopped)
+        assert kernel.run("signal.getsignal(signal.SIGINT) is before") == [
+            ("execute_result", "True")]
+
+        rerun = kernel.run("os.environ['DF_SLEEP'] = '0'\n"
+                           "last = ductaflow.conduct(table, stage='count', progress=False)\n"
+                           "last.to_frame()[['instance', 'action', 'reason']].values.tolist()")
+        assert rerun == [("execute_result", "[['a', 'skipped', 'up to date'],\n"
+                          " ['b', 'skipped', 'up to date'],\n"
+                          " ['c', 'skipped', 'up to date'],\n"
+                          " ['d', 'ran', 'last run incomplete']]")], rerun
+    finally:
+        log = kernel.close()
+    assert "KeyboardInterrupt" not in log
+    lines = (project / "count.log").read_text(encoding="utf-8").splitlines()
+    assert sorted(lines) == ["instance a", "instance b", "instance c", "instance d"]
+
+
+def _fork_server_of(parent: int) -> bool:
+    """``parent`` has started a multiprocessing fork server (it imports for ~0.7 s
+    before it serves: the window a stop button must not hit)."""
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            ppid = int(stat.read_text(encoding="utf-8").rsplit(")", 1)[1].split()[1])
+            cmdline = (stat.parent / "cmdline").read_bytes()
+        except (OSError, ValueError, IndexError):
+            continue
+        if ppid == parent and b"multiprocessing.forkserver" in cmdline:
+            return True
+    return False
+
+
+@pytest.mark.skipif(not Path("/proc/self/cmdline").exists(), reason="reads /proc")
+def test_the_stop_button_while_the_fork_server_starts(tmp_path: Path) -> None:
+    """Stopped while the fork server imports, before any instance ran: the cell ends in
+    ConductInterrupted, with no KeyboardInterrupt traceback from a helper process (they
+    start with SIGINT held), and the next conduct runs everything."""
+    project = _project(tmp_path)
+    kernel = _Kernel(project)
+    try:
+        kernel.run("import pandas as pd, ductaflow\n"
+                   "table = pd.DataFrame({'instance': list('ab'), 'scenario': list('ab')})")
+        pid = kernel.manager.provisioner.process.pid
+        assert not _fork_server_of(pid)
+        stopped = kernel.run("ductaflow.conduct(table, stage='count', jobs=2)",
+                             stop_if=lambda: _fork_server_of(pid))
+        assert stopped[-1][0] == "error" and "ConductInterrupted" in stopped[-1][1], stopped
+        assert "Traceback" not in _text(stopped) and "KeyboardInterrupt" not in _text(stopped)
+        again = kernel.run("sorted(r.action.value for r in ductaflow.conduct("
+                           "table, stage='count', progress=False))")
+        assert again == [("execute_result", "['ran', 'ran']")], again
+    finally:
+        log = kernel.close()
+    assert "KeyboardInterrupt" not in log

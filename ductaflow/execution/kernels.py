@@ -314,8 +314,10 @@ class KernelServer:
         self.address = str(Path(self.folder) / "server")
         command = [sys.executable, "-m", "ductaflow.execution.kernels", self.address, str(ready),
                    ",".join(preload)]
-        self.process = subprocess.Popen(command, stdin=subprocess.DEVNULL,
-                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        with processes.interrupt_held():
+            self.process = subprocess.Popen(command, stdin=subprocess.DEVNULL,
+                                            stdout=subprocess.DEVNULL,
+                                            stderr=subprocess.DEVNULL)
 
     def close(self) -> None:
         self.process.kill()
@@ -325,6 +327,7 @@ class KernelServer:
 
 def serve(address: str, ready: int, preload: list[str]) -> None:
     """The fork server's main loop: keep ``ready`` kernels initialized, hand them out."""
+    processes.ignore_interrupt()  # started with SIGINT held: the conductor decides
     # The imports every kernel would pay for, its initialize's included (ipykernel's
     # debugger, loaded by name there, imports debugpy: 0.2 s per kernel).
     import ipykernel.debugger  # noqa: F401

@@ -62,11 +62,11 @@ class LocalExecutor:
         process = self._ctx.Process(
             target=_worker_main, name=f"ductaflow {instance.key}",
             args=(results_w, lifeline_r, instance, reason, self.options, dict(os.environ)))
-        with callers_code_hidden():
+        with callers_code_hidden(), processes.interrupt_held():  # Ctrl-C: once it is known
             process.start()
-        results_w.close()
-        lifeline_r.close()
-        self._jobs[instance.key] = _Job(instance, reason, process, results_r, lifeline_w)
+            results_w.close()
+            lifeline_r.close()
+            self._jobs[instance.key] = _Job(instance, reason, process, results_r, lifeline_w)
 
     def running(self) -> dict[str, float]:
         """Each running instance's key and start."""
@@ -152,9 +152,11 @@ def start_early(mode: str) -> None:
     """Start the fork server now, so its imports (0.7 s for notebooks) overlap with
     whatever the conductor does before its first instance, instead of delaying it."""
     if _context(mode).get_start_method() == "forkserver":
-        from multiprocessing import forkserver
+        from multiprocessing import forkserver, resource_tracker
 
-        with callers_code_hidden():
+        # Starting the resource tracker unblocks SIGINT: start it before holding it.
+        resource_tracker.ensure_running()
+        with callers_code_hidden(), processes.interrupt_held():
             forkserver.ensure_running()
 
 
@@ -192,7 +194,7 @@ def _worker_main(results: Connection, lifeline: Connection, instance: Instance, 
     The environment is the conductor's at submit time, not the fork server's at its
     start: a flow sees the variables its conductor had.
     """
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the conductor decides about Ctrl-C
+    processes.ignore_interrupt()  # the conductor decides about Ctrl-C
     signal.signal(signal.SIGTERM, _stop_now)
     os.environ.clear()
     os.environ.update(environ)

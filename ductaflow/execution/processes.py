@@ -9,15 +9,47 @@ outright.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 _LIVE: dict[int, Any] = {}
 _LOCK = threading.Lock()
+
+
+@contextlib.contextmanager
+def interrupt_held() -> Iterator[None]:
+    """Start helper processes that never see the caller's Ctrl-C.
+
+    Ctrl-C in a terminal, or a notebook's stop button (Jupyter signals the kernel's
+    whole process group), reaches every process in the caller's group. A fork server
+    or kernel server hit while it imports would print a ``KeyboardInterrupt``
+    traceback into the caller's terminal or cell and die. SIGINT is blocked in this
+    thread while they start, so they start with it blocked (a signal mask survives
+    fork and exec) and unblock it once they ignore it (``ignore_interrupt``). A
+    Ctrl-C pressed meanwhile is held, not lost: it arrives here when the block ends.
+    Without ``pthread_sigmask`` (Windows) this does nothing.
+    """
+    if not hasattr(signal, "pthread_sigmask"):
+        yield
+        return
+    before = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, before)
+
+
+def ignore_interrupt() -> None:
+    """In a helper process: ignore SIGINT from now on (the conductor decides about
+    Ctrl-C), and stop holding it, so what this process starts has a normal mask."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if hasattr(signal, "pthread_sigmask"):
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
 
 
 def register(process: Any) -> None:

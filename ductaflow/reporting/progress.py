@@ -1,0 +1,306 @@
+"""What a conduct shows while it runs: the plan, live progress, a line per finished
+instance, the summary.
+
+Runs in the conductor, fed by ``conduct``'s events. In a terminal, rich's live progress
+bar; when output is piped (CI logs), plain lines only, so logs stay readable; in a
+notebook's cell (Jupyter, VS Code, papermill), a progress line updated in place above
+the finished instances' lines. ``conduct(progress=False)`` shows nothing: the rest of
+the library never prints.
+"""
+
+from __future__ import annotations
+
+import html
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from ductaflow.model import Action, Decision, RunResult
+from ductaflow.run_folder.files import REPORT_HTML, output_path
+
+COLOURS = {"success": "green", "warning": "dark_orange", "error": "red", "": "grey50"}
+
+#: Instances a notebook cell lists before "N more": a cell is not a log file.
+CELL_LINES = 50
+
+#: Least time between two updates of a notebook cell's progress line.
+CELL_GAP_S = 0.2
+
+
+def new_console() -> Any:
+    """The console conduct's output goes to: the terminal, a pipe, or a notebook cell."""
+    from rich.console import Console
+
+    return Console(highlight=False, soft_wrap=True)
+
+
+def escape(text: str) -> str:
+    """``text`` shown as it is, never read as rich markup."""
+    from rich.markup import escape as rich_escape
+
+    return rich_escape(text)
+
+
+def count(n: int, word: str) -> str:
+    """``1 instance``, ``2 instances``."""
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
+def plan_headline(the_plan: Any) -> str:
+    """``plan  9 instances in 3 stages: 4 to run, 5 up to date   (runs/)``."""
+    decisions = the_plan.decisions
+    to_run = sum(1 for d in decisions if d.run)
+    stages = len({d.instance.stage for d in decisions})
+    return (f"plan  {count(len(decisions), 'instance')} in {count(stages, 'stage')}: "
+            f"{to_run} to run, {len(decisions) - to_run} up to date   "
+            f"({escape(display_path(the_plan.runs_dir))}/)")
+
+
+def decision_line(decision: Decision) -> str:
+    """One instance of the plan: run or skip, and why."""
+    verb = "run " if decision.run else "skip"
+    return f"  {decision.instance.key:<28} {verb}  {decision.reason}"
+
+
+def print_lines(console: Any, lines: list[str]) -> None:
+    """Many plain lines at once: rich's per-line rendering costs seconds at 10,000."""
+    if not lines:
+        return
+    if console.is_jupyter:
+        print("\n".join(lines), flush=True)  # a notebook's stream output, not a display
+        return
+    console.file.write("\n".join(lines) + "\n")
+    console.file.flush()
+
+
+def display_path(path: Path) -> str:
+    """``path`` relative to here when it can be, absolute when on another drive."""
+    try:
+        return os.path.relpath(path)
+    except ValueError:
+        return str(path)
+
+
+class ConductView:
+    """Shows one conduct's events as they happen, then its summary."""
+
+    def __init__(self, console: Any | None = None):
+        self.console = console if console is not None else new_console()
+        self.progress: Any = None  # rich's bar in a terminal, a _CellLine in a notebook
+        self.task: Any = None
+        self.running: dict[str, float] = {}
+        self.runs_dir: Path | None = None
+        self.started = time.monotonic()
+
+    def on_event(self, kind: str, payload: Any) -> None:
+        """Show what the conductor reports, as it happens."""
+        getattr(self, f"_on_{kind}")(payload)
+
+    def _on_waiting(self, lock_path: Path) -> None:
+        folder = escape(str(lock_path.parent))
+        self.console.print(f"waiting for another conduct to finish ({folder})")
+
+    def _on_plan(self, the_plan: Any) -> None:
+        self.runs_dir = the_plan.runs_dir
+        self.console.print(plan_headline(the_plan))
+        to_run = [d for d in the_plan.decisions if d.run]
+        lines = [decision_line(d) for d in to_run]
+        if self.console.is_jupyter and len(lines) > CELL_LINES:
+            lines = [*lines[:CELL_LINES], f"  ... and {len(lines) - CELL_LINES} more "
+                                          "(ductaflow conduct --dry-run lists them all)"]
+        print_lines(self.console, lines)
+        if not to_run:
+            return
+        if self.console.is_jupyter:
+            self.progress = _CellLine(len(to_run))
+        elif self.console.is_terminal:
+            self.progress, self.task = _terminal_bar(self.console, len(to_run))
+
+    def _on_start(self, decision: Decision) -> None:
+        self.running[decision.instance.key] = time.monotonic()
+        self._describe_running()
+
+    def _on_finish(self, result: RunResult) -> None:
+        self.running.pop(result.key, None)
+        if result.action is Action.SKIPPED and not result.reason.startswith("accepted"):
+            return
+        self.console.print(self._finish_line(result))
+        if isinstance(self.progress, _CellLine):
+            self.progress.finished(result.action is Action.FAILED)
+        elif self.progress is not None and result.action is not Action.SKIPPED:
+            self.progress.advance(self.task)
+        self._describe_running()
+
+    def _finish_line(self, result: RunResult) -> str:
+        status = result.status.value if result.status else ""
+        colour = COLOURS.get(status, "grey50")
+        text = status or result.action.value
+        line = (f"  [{colour}]●[/] {escape(f'{result.key:<28}')} [{colour}]{text:<8}[/] "
+                f"{result.duration_s:6.1f}s")
+        if result.error:
+            line += f"   {escape(result.error)}"
+        elif result.status is not None and result.status.value == "warning":
+            line += f"   {escape(self._first_warning(result))}"
+        elif result.action is Action.BLOCKED or result.reason.startswith("accepted"):
+            line += f"   {escape(result.reason)}"
+        return line
+
+    def _describe_running(self) -> None:
+        now = time.monotonic()
+        running = [(key, now - t) for key, t in self.running.items()]
+        if isinstance(self.progress, _CellLine):
+            self.progress.show(running)
+        elif self.progress is not None:
+            parts = [f"{escape(key)} {seconds:.0f}s" for key, seconds in running[:4]]
+            self.progress.update(self.task, description="running " + " · ".join(parts)
+                                 if parts else "")
+
+    def _first_warning(self, result: RunResult) -> str:
+        from ductaflow.run_folder.lights import is_warning_line
+
+        try:
+            with open(self._output(result), encoding="utf-8", errors="replace") as handle:
+                return next((line.strip() for line in handle if is_warning_line(line)), "")
+        except OSError:
+            return ""
+
+    def _folder(self, result: RunResult) -> Path:
+        return (self.runs_dir or Path("runs")) / result.run_dir
+
+    def _output(self, result: RunResult) -> Path:
+        stem = result.flow.rsplit("/", 1)[-1].rsplit(".", 1)[0]
+        return output_path(self._folder(result), stem)
+
+    def close(self) -> None:
+        """End the live display; what it showed last stays in a notebook cell."""
+        if isinstance(self.progress, _CellLine):
+            self.progress.show([], final=True)
+        elif self.progress is not None:
+            self.progress.stop()
+        self.progress = None
+
+    def interrupted(self, results: list[RunResult]) -> None:
+        """The summary of a conduct stopped by Ctrl-C or a notebook's stop button."""
+        self.summary(results)
+        self.console.print("interrupted: running instances stopped and left not done "
+                           "(they run next time)")
+
+    def summary(self, results: list[RunResult]) -> None:
+        """Per stage what was done, the lights, where the report is, what failed."""
+        if any(r.action is not Action.SKIPPED for r in results):
+            self.console.print(_stage_table(results))
+        actions = {a: sum(1 for r in results if r.action is a) for a in Action}
+        lights = {s: sum(1 for r in results if r.status and r.status.value == s)
+                  for s in ("success", "warning", "error")}
+        self.console.print(
+            f"summary  ran {actions[Action.RAN]} · skipped {actions[Action.SKIPPED]} · "
+            f"failed {actions[Action.FAILED]} · blocked {actions[Action.BLOCKED]}   "
+            f"green {lights['success']} · orange {lights['warning']} · red {lights['error']}"
+            f"   {time.monotonic() - self.started:.1f}s")
+        if self.runs_dir is not None:
+            report = self.runs_dir / REPORT_HTML
+            self.console.print(f"report   {escape(display_path(report))}")
+        for result in results:
+            if result.action is Action.FAILED:
+                self.console.print(
+                    f"failed   {escape(result.key)}: {escape(result.error)}\n"
+                    f"         output: {escape(display_path(self._output(result)))}\n"
+                    f"         debug:  ductaflow debug "
+                    f"{escape(display_path(self._folder(result)))}")
+
+
+def _terminal_bar(console: Any, total: int) -> tuple[Any, Any]:
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    bar = Progress(BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TextColumn("eta"),
+                   TimeRemainingColumn(), TextColumn("{task.description}"), console=console,
+                   transient=True)
+    task = bar.add_task("", total=total)
+    bar.start()
+    return bar, task
+
+
+class _CellLine:
+    """A notebook cell's progress line, updated in place (an IPython display handle):
+    done of total, elapsed, an estimate of what is left, what runs, how many failed."""
+
+    def __init__(self, total: int):
+        from IPython.display import display
+
+        self.total = total
+        self.done = 0
+        self.failed = 0
+        self.started = time.monotonic()
+        self.shown_at = 0.0
+        self.text = ""
+        self.html = ""
+        self.handle = display(self, display_id=True)
+
+    def finished(self, failed: bool) -> None:
+        self.done += 1
+        self.failed += failed
+
+    def show(self, running: list[tuple[str, float]], final: bool = False) -> None:
+        """Update the line; at most every ``CELL_GAP_S`` unless it is the last time."""
+        now = time.monotonic()
+        if not final and now - self.shown_at < CELL_GAP_S and self.done < self.total:
+            return
+        self.shown_at = now
+        elapsed = now - self.started
+        parts = [f"{self.done}/{self.total} done", _clock(elapsed)]
+        if 0 < self.done < self.total:
+            parts.append(f"eta {_clock(elapsed / self.done * (self.total - self.done))}")
+        if self.failed:
+            parts.append(f"{self.failed} failed")
+        if running:
+            shown = ", ".join(f"{key} {seconds:.0f}s" for key, seconds in running[:6])
+            more = f" and {len(running) - 6} more" if len(running) > 6 else ""
+            parts.append(f"running {shown}{more}")
+        self.text = " · ".join(parts)
+        colour = "#c62828" if self.failed else "#2e7d32"
+        self.html = (f'<div style="font-family:monospace"><progress value="{self.done}" '
+                     f'max="{self.total}" style="accent-color:{colour}"></progress> '
+                     f"{html.escape(self.text)}</div>")
+        if self.handle is not None:
+            self.handle.update(self)
+
+    def __repr__(self) -> str:
+        return self.text or f"0/{self.total} done"
+
+    def _repr_html_(self) -> str:
+        return self.html or f'<progress value="0" max="{self.total}"></progress>'
+
+
+def _clock(seconds: float) -> str:
+    minutes, secs = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}"
+
+
+def _stage_table(results: list[RunResult]) -> Any:
+    """Per stage: what was done and the lights, the way the report's summary counts."""
+    from rich.table import Table
+
+    table = Table(box=None, pad_edge=False, header_style="bold")
+    columns = ("stage", "ran", "skipped", "failed", "blocked", "green", "orange", "red",
+               "time")
+    for column in columns:
+        table.add_column(column, justify="left" if column == "stage" else "right")
+    stages: dict[str, list[RunResult]] = {}
+    for result in results:
+        stages.setdefault(result.stage, []).append(result)
+    for stage, rows in stages.items():
+        actions = [sum(1 for r in rows if r.action is a) for a in Action]
+        lights = [sum(1 for r in rows if r.status and r.status.value == s)
+                  for s in ("success", "warning", "error")]
+        spent = sum(r.duration_s for r in rows if r.action is not Action.SKIPPED)
+        table.add_row(escape(stage), *map(str, actions), *map(str, lights), f"{spent:.1f}s")
+    return table
