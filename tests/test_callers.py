@@ -39,7 +39,8 @@ import ductaflow
 before = globals().get("__file__"), globals().get("__spec__")
 results = ductaflow.conduct(pd.DataFrame({"instance": ["a", "b", "c"],
                                           "scenario": ["a", "b", "c"]}),
-                            stage="count", jobs=2, mode=os.environ["DF_MODE"])
+                            stage="count", jobs=2, mode=os.environ["DF_MODE"],
+                            executor=os.environ.get("DF_EXECUTOR", "local"))
 print("done", sorted(r.action.value for r in results))
 print("main as it was:", (globals().get("__file__"), globals().get("__spec__")) == before)
 """
@@ -52,9 +53,10 @@ def _project(tmp_path: Path) -> Path:
     return tmp_path
 
 
-def _call(project: Path, how: str, mode: str) -> subprocess.CompletedProcess:
+def _call(project: Path, how: str, mode: str,
+          executor: str = "local") -> subprocess.CompletedProcess:
     env = {"PYTHONPATH": str(REPO), "DF_COUNT": str(project / "count.log"),
-           "DF_MODE": mode, "PATH": "/usr/bin:/bin"}
+           "DF_MODE": mode, "DF_EXECUTOR": executor, "PATH": "/usr/bin:/bin"}
     command = {"script": [sys.executable, "conductor.py"],
                "-c": [sys.executable, "-c", CONDUCTOR],
                "pipe": [sys.executable, "-"]}[how]
@@ -73,6 +75,18 @@ def test_the_callers_code_runs_once_and_each_instance_once(tmp_path: Path, how: 
     assert "summary  ran 3 · skipped 0" in done.stdout  # progress shown, as plain lines
     assert "Traceback" not in done.stderr
     assert "main as it was: True" in done.stdout
+    lines = (project / "count.log").read_text(encoding="utf-8").splitlines()
+    assert sorted(lines) == ["caller", "instance a", "instance b", "instance c"]
+
+
+def test_a_guardless_script_conducts_on_a_dask_local_cluster(tmp_path: Path) -> None:
+    """Dask spawns its workers, which would import the caller's script again: they do
+    not, so each instance runs once and the caller's code once."""
+    pytest.importorskip("distributed")
+    project = _project(tmp_path)
+    done = _call(project, "script", "script", executor="dask")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "done ['ran', 'ran', 'ran']" in done.stdout
     lines = (project / "count.log").read_text(encoding="utf-8").splitlines()
     assert sorted(lines) == ["caller", "instance a", "instance b", "instance c"]
 

@@ -267,9 +267,10 @@ def _connect(dd: Any, scheduler: str | None, jobs: int) -> tuple[Any, Any]:
         except (OSError, TimeoutError, asyncio.TimeoutError, ValueError) as exc:
             raise UsageError(f"cannot connect to the Dask scheduler at {scheduler}: {exc}",
                              hint="is `dask scheduler` running there?") from exc
-    cluster = dd.LocalCluster(n_workers=jobs, threads_per_worker=1, processes=True,
-                              host="127.0.0.1", dashboard_address=":0",
-                              silence_logs=logging.ERROR, preload=[__name__])
+    with processes.callers_code_hidden():  # Dask spawns its workers: never re-run a script
+        cluster = dd.LocalCluster(n_workers=jobs, threads_per_worker=1, processes=True,
+                                  host="127.0.0.1", dashboard_address=":0",
+                                  silence_logs=logging.ERROR, preload=[__name__])
     try:
         return dd.Client(cluster, set_as_default=False), cluster
     except BaseException:

@@ -11,14 +11,12 @@ parent it is) follows.
 
 from __future__ import annotations
 
-import contextlib
 import multiprocessing
 import os
 import signal
 import sys
 import threading
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
 from typing import Any
@@ -62,7 +60,8 @@ class LocalExecutor:
         process = self._ctx.Process(
             target=_worker_main, name=f"ductaflow {instance.key}",
             args=(results_w, lifeline_r, instance, reason, self.options, dict(os.environ)))
-        with callers_code_hidden(), processes.interrupt_held():  # Ctrl-C: once it is known
+        # A Ctrl-C held while it starts arrives once the worker is known, so it is stopped.
+        with processes.callers_code_hidden(), processes.interrupt_held():
             process.start()
             results_w.close()
             lifeline_r.close()
@@ -156,35 +155,8 @@ def start_early(mode: str) -> None:
 
         # Starting the resource tracker unblocks SIGINT: start it before holding it.
         resource_tracker.ensure_running()
-        with callers_code_hidden(), processes.interrupt_held():
+        with processes.callers_code_hidden(), processes.interrupt_held():
             forkserver.ensure_running()
-
-
-@contextlib.contextmanager
-def callers_code_hidden() -> Iterator[None]:
-    """Start processes that never run the caller's own code again.
-
-    multiprocessing tells a new process where the main module came from, and the
-    process runs it again (as ``__mp_main__``) before its target: a ``conductor.py``
-    with top-level code and no ``if __name__ == "__main__":`` guard would conduct again
-    in every worker and hang; a script piped to ``python -`` would make every worker
-    fail to open ``<stdin>``. Workers need nothing of it (their target and arguments
-    are ductaflow's), so for the moment a process starts, the main module names no
-    file and no spec.
-    """
-    main = sys.modules.get("__main__")
-    if main is None:
-        yield
-        return
-    saved = {name: main.__dict__[name] for name in ("__file__", "__spec__")
-             if name in main.__dict__}
-    main.__dict__.pop("__file__", None)
-    main.__spec__ = None  # read with getattr: None means "not started from a module"
-    try:
-        yield
-    finally:
-        main.__dict__.pop("__spec__", None)
-        main.__dict__.update(saved)
 
 
 def _worker_main(results: Connection, lifeline: Connection, instance: Instance, reason: str,

@@ -1,4 +1,6 @@
-"""Processes an instance started (its kernel, its script), so none outlives its worker.
+"""Processes ductaflow starts: helpers that never run the caller's code nor see its
+Ctrl-C, and what an instance started (its kernel, its script), so none outlives its
+worker.
 
 Kernels and script flows run in sessions of their own (so a timeout can stop their
 whole group), which also means signals to the conductor's group do not reach them.
@@ -12,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -50,6 +53,33 @@ def ignore_interrupt() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     if hasattr(signal, "pthread_sigmask"):
         signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+
+
+@contextlib.contextmanager
+def callers_code_hidden() -> Iterator[None]:
+    """Start processes that never run the caller's own code again.
+
+    multiprocessing tells a new process where the main module came from, and the
+    process runs it again (as ``__mp_main__``) before its target: a ``conductor.py``
+    with top-level code and no ``if __name__ == "__main__":`` guard would conduct again
+    in every worker and hang; a script piped to ``python -`` would make every worker
+    fail to open ``<stdin>``. Workers need nothing of it (their target and arguments
+    are ductaflow's), so for the moment a process starts, the main module names no
+    file and no spec.
+    """
+    main = sys.modules.get("__main__")
+    if main is None:
+        yield
+        return
+    saved = {name: main.__dict__[name] for name in ("__file__", "__spec__")
+             if name in main.__dict__}
+    main.__dict__.pop("__file__", None)
+    main.__spec__ = None  # read with getattr: None means "not started from a module"
+    try:
+        yield
+    finally:
+        main.__dict__.pop("__spec__", None)
+        main.__dict__.update(saved)
 
 
 def register(process: Any) -> None:
