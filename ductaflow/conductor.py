@@ -1,6 +1,6 @@
 """``conduct``: the story of one conduct, told top-down.
 
-Refuse to run inside a worker -> take the runs folder's lock -> plan (from the plan
+Refuse to run inside a flow -> take the runs folder's lock -> plan (from the plan
 cache when nothing changed) -> start an executor -> schedule the instances -> remember
 a no-op plan. Runs in the conductor's process; the chapters live in the modules they
 name: ``planning``, ``run_folder.lock``, ``execution.startup``, ``schedule``.
@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from ductaflow import environment
 from ductaflow.errors import ConductInterrupted, DuctaflowError, UsageError
 from ductaflow.model import ConductSettings, EventHandler, ExecOptions, Results, RunResult
 from ductaflow.planning import plan_cache
@@ -78,7 +79,7 @@ def conduct(
                          executor=executor, scheduler=scheduler, warm=warm,
                          preload=None if preload is None else tuple(preload),
                          accept=accept, retries=retries)
-    _refuse_in_worker()
+    _refuse_in_flow()
     planner = _Planner(tables, project_root, runs_dir, stage, force, select)
     if not progress:
         return _conduct(planner, settings, on_event or _ignore)
@@ -149,14 +150,15 @@ def _both(first: EventHandler, second: EventHandler | None) -> EventHandler:
     return notify
 
 
-def _refuse_in_worker() -> None:
-    """A script calling ``conduct`` without ``if __name__ == "__main__":`` would run it
-    again in every worker process (they import the main module) and hang."""
-    import multiprocessing
-
-    if multiprocessing.parent_process() is not None:
-        raise UsageError("conduct() was called while a worker process imported your script",
-                         hint='put the call under  if __name__ == "__main__":')
+def _refuse_in_flow() -> None:
+    """A flow that a conduct runs (a build) must not conduct: the nested conduct would
+    wait for the runs folder its own conductor holds, or plan from the flow's folder."""
+    manifest = os.environ.get(environment.FLOWS_MANIFEST)
+    if manifest:
+        folder = Path(manifest).parent.parent
+        raise UsageError(f"conduct() was called inside a flow that a conduct runs ({folder})",
+                         hint="a build runs its flows with ductaflow.run_notebook(...); "
+                              "to conduct a table, add it to the tables you conduct")
 
 
 def _plan_under(lock: RunsLock, planner: _Planner) -> Plan:

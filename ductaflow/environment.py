@@ -11,7 +11,8 @@ variables; each is set by one process and read by another:
 ``DUCTAFLOW_FLOWS_MANIFEST``
     Set by a worker for the duration of its flow (``execution.instance``). Read by
     ``run_notebook`` inside a build's kernel: each flow the build runs is noted there,
-    for the build's record and light.
+    for the build's record and light; and by ``conduct``, which refuses to run inside
+    a flow.
 ``DUCTAFLOW_KERNEL_SERVER``
     Set by a worker when the conductor started a kernel server (``execution.instance``).
     Read by the kernel manager of every notebook run in that worker or in a build's

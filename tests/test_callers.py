@@ -59,13 +59,16 @@ def _call(project: Path, how: str, mode: str,
            "DF_MODE": mode, "DF_EXECUTOR": executor, "PATH": "/usr/bin:/bin"}
     command = {"script": [sys.executable, "conductor.py"],
                "-c": [sys.executable, "-c", CONDUCTOR],
-               "pipe": [sys.executable, "-"]}[how]
+               "pipe": [sys.executable, "-"],
+               "ipython": [sys.executable, "-m", "IPython", "--quick", "--no-banner",
+                           "-c", CONDUCTOR]}[how]
     return subprocess.run(command, cwd=project, env=env, capture_output=True, text=True,
                           timeout=120, input=CONDUCTOR if how == "pipe" else None)
 
 
 @pytest.mark.parametrize(("how", "mode"), [("script", "script"), ("script", "notebook"),
-                                           ("-c", "script"), ("pipe", "script")])
+                                           ("-c", "script"), ("pipe", "script"),
+                                           ("ipython", "script")])
 def test_the_callers_code_runs_once_and_each_instance_once(tmp_path: Path, how: str,
                                                           mode: str) -> None:
     project = _project(tmp_path)
@@ -77,6 +80,61 @@ def test_the_callers_code_runs_once_and_each_instance_once(tmp_path: Path, how: 
     assert "main as it was: True" in done.stdout
     lines = (project / "count.log").read_text(encoding="utf-8").splitlines()
     assert sorted(lines) == ["caller", "instance a", "instance b", "instance c"]
+
+
+#: A conductor script that plans, and runs one flow itself, before it conducts.
+PLANS_AND_RUNS = """\
+import os
+import pandas as pd
+import ductaflow
+table = pd.DataFrame({"instance": ["a", "b"], "scenario": ["a", "b"]})
+print("plan", [d.reason for d in ductaflow.plan(table, stage="count").decisions])
+ductaflow.run_notebook("flows/count.py", {"scenario": "solo"}, "runs/solo")
+print("ran", sorted(r.action.value for r in ductaflow.conduct(table, stage="count", jobs=2)))
+"""
+
+
+@pytest.mark.parametrize("how", ["-c", "pipe"])
+def test_plan_and_run_notebook_from_a_guardless_caller(tmp_path: Path, how: str) -> None:
+    project = _project(tmp_path)
+    env = {"PYTHONPATH": str(REPO), "DF_COUNT": str(project / "count.log"),
+           "PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin"}
+    command = [sys.executable, "-c", PLANS_AND_RUNS] if how == "-c" else [sys.executable, "-"]
+    done = subprocess.run(command, cwd=project, env=env, capture_output=True, text=True,
+                          timeout=120, input=PLANS_AND_RUNS if how == "pipe" else None)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "plan ['new', 'new']" in done.stdout and "ran ['ran', 'ran']" in done.stdout
+    lines = (project / "count.log").read_text(encoding="utf-8").splitlines()
+    assert sorted(lines) == ["instance a", "instance b", "instance solo"]
+
+
+BUILD_THAT_CONDUCTS = """\
+# %%
+import pandas as pd
+import ductaflow
+ductaflow.conduct(pd.DataFrame({"instance": ["x"], "scenario": ["x"],
+                                "flow": ["flows/count.py"]}), stage="inner")
+"""
+
+
+@pytest.mark.parametrize("mode", ["notebook", "script"])
+def test_a_build_that_conducts_is_refused_clearly(tmp_path: Path, mode: str) -> None:
+    """A conduct inside a flow a conduct runs would wait for its own conductor's lock
+    (script mode hung): the flow fails at once, saying why and what to do instead."""
+    import ductaflow
+
+    project = _project(tmp_path)
+    (project / "flows" / "build.py").write_text(BUILD_THAT_CONDUCTS, encoding="utf-8")
+    table = project / "builds.csv"
+    table.write_text("instance,flow\nb1,flows/build.py\n", encoding="utf-8")
+    results = ductaflow.conduct(str(table), project_root=project, mode=mode, timeout=60,
+                                progress=False)
+    assert results[0].status is not None and results[0].status.value == "error"
+    assert results[0].error.startswith("UsageError: conduct() was called inside a flow "
+                                       "that a conduct runs ("), results[0].error
+    assert "run_notebook" in results[0].error
+    assert not (project / "runs" / "builds" / "b1" / "runs").exists()
+    assert not (project / "runs" / "inner").exists()
 
 
 def test_a_guardless_script_conducts_on_a_dask_local_cluster(tmp_path: Path) -> None:
