@@ -16,6 +16,7 @@ import keyword
 import os
 import sys
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn, TextIO
@@ -84,6 +85,10 @@ def load_cli_config(
     output_dir.mkdir(parents=True, exist_ok=True)
     os.chdir(output_dir)
     write_config(config_path(Path(), flow), config)
+    if os.environ.get(environment.CAPTURED_BY_PARENT) != "1":  # else the runner cleared
+        from ductaflow.run_folder import recorded
+
+        recorded.clear(Path(), flow)
     if os.environ.get(environment.CAPTURED_BY_PARENT) != "1":
         _start_capture(output_path(Path(), flow), flow, started)
     if unknown:
@@ -135,6 +140,31 @@ def _flow_name() -> str:
     """The running script's stem: ``flows/data_prep.py`` -> ``data_prep``."""
     stem = Path(sys.argv[0]).stem if sys.argv and sys.argv[0] else ""
     return stem if stem and stem != "-c" else "flow"
+
+
+# ------------------------------------------------------------- recorded values
+
+
+def record(values: Mapping[str, Any] | None = None, /, **named: Any) -> None:
+    """Hand back named values for the results tables: ``record(npv=1.2e6, note="ok")``.
+
+    Kept in the flow's folder as ``<flow>_results.json``; recording a name again keeps
+    the last value. Numbers, text, booleans, dates, lists and dicts of those, and pandas
+    tables (saved beside it as ``<flow>_<name>.csv``); NaN and infinity are kept as
+    empty. Anything else raises ``RecordError`` here, in the flow. ``values`` takes
+    names that are not Python identifiers (``record({"peak load": 812})``). Outside a
+    run folder (a notebook opened by hand) the values are checked, not saved.
+    """
+    from ductaflow.run_folder import recorded
+
+    given = {**dict(values or {}), **named}
+    folder = Path.cwd()
+    stem = recorded.flow_stem_here(folder)
+    if stem is None:
+        recorded.check_values(given)
+        print(f"note: not in a run folder, so record({', '.join(given)}) saved nothing")
+        return
+    recorded.write_values(folder, stem, given)
 
 
 # --------------------------------------------------------------------- capture

@@ -51,6 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_run(sub)
     _add_debug(sub)
     _add_status(sub)
+    _add_results(sub)
     _add_report(sub)
     _add_init(sub)
     _add_new(sub)
@@ -120,6 +121,16 @@ def _add_status(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("status", help="show the status of every instance on disk")
     p.add_argument("runs_dir", nargs="?", default="runs", metavar="RUNS_DIR")
     p.set_defaults(handler=_status)
+
+
+def _add_results(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("results", help="results tables: parameters, status, recorded values")
+    p.add_argument("stages", nargs="*", metavar="STAGE", help="stages (default: all)")
+    p.add_argument("--format", choices=("table", "csv", "xlsx", "json"), default=None,
+                   help="default: a table on a terminal, csv when piped or written")
+    p.add_argument("-o", "--output", default=None, metavar="FILE", help="write to FILE")
+    p.add_argument("--runs-dir", default="runs", metavar="DIR")
+    p.set_defaults(handler=_results)
 
 
 def _add_report(sub: argparse._SubParsersAction) -> None:
@@ -225,6 +236,12 @@ def _conduct(args: argparse.Namespace) -> int:
     from ductaflow.cli.console import conduct_from_cli
 
     return conduct_from_cli(args)
+
+
+def _results(args: argparse.Namespace) -> int:
+    from ductaflow.cli.console import results_from_cli
+
+    return results_from_cli(Path(args.runs_dir), args.stages, args.format, args.output)
 
 
 def _status(args: argparse.Namespace) -> int:

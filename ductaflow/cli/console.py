@@ -10,6 +10,7 @@ import signal
 from pathlib import Path
 from typing import Any
 
+from ductaflow.errors import UsageError
 from ductaflow.model import Action
 from ductaflow.reporting.progress import (
     COLOURS,
@@ -52,6 +53,69 @@ def _dry_run(args: argparse.Namespace, tables: list[str]) -> int:
     console.print(plan_headline(the_plan))
     print_lines(console, [decision_line(d) for d in the_plan.decisions])
     return 0
+
+
+def results_from_cli(runs_dir: Path, stages: list[str], fmt: str | None,
+                     output: str | None) -> int:
+    """``ductaflow results``: each stage's results table, as a table, CSV, XLSX or JSON."""
+    import sys
+
+    from ductaflow.reporting.stage_results import stage_tables
+
+    tables = stage_tables(runs_dir, stages)
+    fmt = fmt or ("xlsx" if output and output.lower().endswith(".xlsx") else
+                  "table" if output is None and sys.stdout.isatty() else "csv")
+    if fmt == "xlsx" and output is None:
+        raise UsageError("--format xlsx writes a file: name it with -o FILE")
+    left_out = [key for table in tables for key in table.left_out]
+    if left_out:
+        print(f"note: {count(len(left_out), 'instance folder')} no table defines left out: "
+              f"{', '.join(left_out[:5])}{' ...' if len(left_out) > 5 else ''}",
+              file=sys.stderr)
+    if fmt == "table":
+        _print_result_tables(tables)
+        return 0
+    if fmt == "xlsx":
+        from ductaflow.reporting.results_files import write_stage_workbook
+
+        write_stage_workbook(Path(output), tables)
+        return 0
+    text = _results_text(tables, fmt)
+    if output is None:
+        sys.stdout.write(text)
+    else:
+        Path(output).write_text(text, encoding="utf-8", newline="")
+    return 0
+
+
+def _results_text(tables: list[Any], fmt: str) -> str:
+    """CSV (one stage as it is, several in one with a ``stage`` column first) or JSON."""
+    import json
+
+    from ductaflow.reporting.stage_results import stage_csv
+
+    if fmt == "json":
+        return json.dumps([{"stage": t.stage, "rows": [dict(zip(t.columns, t.cells(r),
+                                                                strict=True)) for r in t.rows]}
+                           for t in tables], ensure_ascii=False, indent=2, default=str) + "\n"
+    return stage_csv(tables[0]) if len(tables) == 1 else stage_csv(tables)
+
+
+def _print_result_tables(tables: list[Any]) -> None:
+    from rich.table import Table
+
+    console = new_console()
+    for table in tables:
+        shown = Table(title=escape(table.stage), title_justify="left", box=None,
+                      pad_edge=False, header_style="bold")
+        for column in table.columns:
+            shown.add_column(escape(column))
+        for row in table.rows:
+            colour = COLOURS.get(row.status, "grey50")
+            cells = [("" if v is None else escape(str(v))) for v in table.cells(row)]
+            cells[len(table.parameters)] = f"[{colour}]{row.status or 'incomplete'}[/]"
+            shown.add_row(*cells)
+        console.print(shown)
 
 
 def status_from_cli(runs_dir: Path) -> int:

@@ -24,6 +24,7 @@ from typing import Any
 from ductaflow import environment
 from ductaflow.errors import FlowError, FlowTimeoutError, KernelDiedError, UsageError
 from ductaflow.execution.kernels import kernel_manager_class
+from ductaflow.run_folder import recorded
 from ductaflow.run_folder.files import (
     OutputWriter,
     config_path,
@@ -66,6 +67,7 @@ def run_notebook(
     stem = flow.stem
     full_config = {**dict(config or {}), "_project_root": str(root)}
     write_config(config_path(run_dir, stem), full_config)
+    recorded.clear(run_dir, stem)
     nb = load_flow_notebook(flow, kernel_name)
     out_nb = notebook_path(run_dir, stem)
     if no_execute:

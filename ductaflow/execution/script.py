@@ -24,6 +24,7 @@ from typing import Any
 from ductaflow import environment
 from ductaflow.errors import FlowError, FlowTimeoutError, KernelDiedError
 from ductaflow.execution import processes
+from ductaflow.run_folder import recorded
 from ductaflow.run_folder.files import (
     OutputWriter,
     config_path,
@@ -54,6 +55,7 @@ def run_script(
     stem = flow.stem
     cfg = config_path(execution_dir, stem)
     write_config(cfg, {**dict(config or {}), "_project_root": str(project_root)})
+    recorded.clear(execution_dir, stem)
     command = [sys.executable, "-u", "-m", "ductaflow.execution.script", str(flow),
                "--config", str(cfg), "--output-dir", str(execution_dir)]
     env = {**os.environ, environment.CAPTURED_BY_PARENT: "1", "PYTHONIOENCODING": "utf-8",

@@ -40,8 +40,9 @@ def write_results(results: Sequence[RunResult], the_plan: Any, *, running: bool,
                   started_at: float, running_now: Mapping[str, str] | None = None) -> None:
     """Rewrite the CSV and the HTML report; the workbook too once nothing is running.
 
-    A conduct that ran nothing keeps an existing workbook as it is: writing one
-    means importing openpyxl (and numpy), more than the whole no-op rerun costs.
+    A conduct that ran nothing and planned the same instances keeps an existing
+    workbook (and the stage results) as they are: writing one means importing
+    openpyxl (and numpy), more than the whole no-op rerun costs.
     A finished conduct whose CSV is the one on disk (a no-op after a no-op) keeps
     the report too: every row, light and time in it would be the same.
 
@@ -50,15 +51,29 @@ def write_results(results: Sequence[RunResult], the_plan: Any, *, running: bool,
     """
     runs_dir: Path = the_plan.runs_dir
     csv_text = results_csv(results, the_plan.project_root, runs_dir)
-    if running or not _unchanged(runs_dir, csv_text):
+    changed = not _unchanged(runs_dir, csv_text)  # also: instances added or removed
+    if running or changed:
         _write_live(results, the_plan, csv_text, running=running, started_at=started_at,
                     running_now=running_now)
     workbook = runs_dir / RESULTS_XLSX
     did_something = any(r.action is not Action.SKIPPED or r.reason.startswith("accepted")
                         for r in results)
-    if not running and (did_something or not workbook.exists()):
+    if not running and (did_something or changed or not workbook.exists()):
         instances = {d.instance.key: d.instance for d in the_plan.decisions}
-        _keep_going(workbook, write_workbook, results, instances)
+        values = _stage_files(runs_dir, instances.values())
+        _keep_going(workbook, write_workbook, results, instances, values)
+
+
+def _stage_files(runs_dir: Path, instances: Any) -> dict[str, dict[str, Any]]:
+    """Write each stage's roster and results CSV; what each instance recorded."""
+    from ductaflow.reporting.stage_results import write_stage_files
+
+    try:
+        tables = write_stage_files(runs_dir, instances)
+    except OSError as exc:
+        log.warning("could not write the stage results in %s: %s", runs_dir, exc)
+        return {}
+    return {f"{t.stage}/{row.instance}": row.values for t in tables for row in t.rows}
 
 
 def import_in_background() -> threading.Thread:
@@ -113,7 +128,6 @@ def results_csv(results: Sequence[RunResult], project_root: Path, runs_dir: Path
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(COLUMNS)
     base = _relative(runs_dir, project_root)  # once: relpath per row cost 70 µs
-    inert = _inert
     writer.writerows([inert(r.stage), inert(r.instance), r.action.value,
                       r.status.value if r.status else "", inert(r.reason), f"{r.duration_s:.2f}",
                       inert(posixpath.normpath(f"{base}/{r.run_dir}")), inert(r.flow),
@@ -131,7 +145,7 @@ def _result_values(result: RunResult, run_dir: str) -> dict[str, Any]:
     }
 
 
-def _inert(text: str) -> str:
+def inert(text: str) -> str:
     """A cell a spreadsheet would run as a formula is written as text instead."""
     return "'" + text if text[:1] in _FORMULA_CHARS else text
 
@@ -147,11 +161,14 @@ def _relative(path: Path, root: Path) -> str:
 
 
 def write_workbook(path: Path, results: Sequence[RunResult],
-                   instances: Mapping[str, Instance]) -> None:
-    """One sheet per stage: the user's columns as written, then the result columns.
+                   instances: Mapping[str, Instance],
+                   values: Mapping[str, Mapping[str, Any]] | None = None) -> None:
+    """One sheet per stage: the user's columns as written, the result columns, then
+    the values each instance recorded (``values``, by instance key).
 
-    The status cell is filled green, orange or red. Text that a spreadsheet would
-    read as a formula is stored as text. Written to a temp file, then moved over.
+    The status cell is filled green, orange or red; values a failed run recorded are
+    grey and italic. Text that a spreadsheet would read as a formula is stored as text.
+    Written to a temp file, then moved over.
     """
     from openpyxl import Workbook
 
@@ -163,29 +180,68 @@ def write_workbook(path: Path, results: Sequence[RunResult],
     names: set[str] = set()
     for stage, members in by_stage.items():
         sheet = book.create_sheet(_sheet_name(stage, names))
-        _fill_sheet(sheet, members, instances)
+        _fill_sheet(sheet, members, instances, values or {})
     _save_atomically(book, path)
 
 
-def _fill_sheet(sheet: Any, results: Sequence[RunResult],
-                instances: Mapping[str, Instance]) -> None:
+def _fill_sheet(sheet: Any, results: Sequence[RunResult], instances: Mapping[str, Instance],
+                values: Mapping[str, Mapping[str, Any]]) -> None:
     from openpyxl.styles import Font
+
+    from ductaflow.run_folder.recorded import shown
 
     rows = [_user_values(r, instances.get(r.key)) for r in results]
     columns = list(dict.fromkeys(k for row in rows for k in row))
-    headers = [*columns, *(f"{c} (result)" if c in columns else c for c in RESULT_COLUMNS)]
+    recorded = list(dict.fromkeys(k for r in results for k in values.get(r.key, {})))
+    outcome_headers = [f"{c} (result)" if c in columns else c for c in RESULT_COLUMNS]
+    taken = {*columns, *outcome_headers}
+    headers = [*columns, *outcome_headers,
+               *(f"{v} (recorded)" if v in taken else v for v in recorded)]
     for index, name in enumerate(headers, start=1):
         _put(sheet, 1, index, name).font = Font(bold=True)
-    for line, (result, values) in enumerate(zip(results, rows, strict=True), start=2):
+    failed = Font(italic=True, color="808080")
+    for line, (result, row) in enumerate(zip(results, rows, strict=True), start=2):
         outcome = _result_values(result, result.run_dir)
         outcome["duration_s"] = round(result.duration_s, 2)
-        for index, value in enumerate([*(values.get(c) for c in columns),
-                                       *(outcome[c] for c in RESULT_COLUMNS)], start=1):
+        mine = values.get(result.key, {})
+        cells = [*(row.get(c) for c in columns), *(outcome[c] for c in RESULT_COLUMNS)]
+        for index, value in enumerate(cells, start=1):
             _put(sheet, line, index, value)
+        for index, name in enumerate(recorded, start=len(cells) + 1):
+            cell = _put(sheet, line, index, shown(mine.get(name)))
+            if result.status is not None and result.status.value == "error":
+                cell.font = failed
         _style_result(sheet, line, len(columns), result)
     _size_columns(sheet)
     sheet.freeze_panes = "A2"
     sheet.auto_filter.ref = sheet.dimensions
+
+
+def write_stage_workbook(path: Path, tables: Sequence[Any]) -> None:
+    """``ductaflow results --format xlsx``: a sheet per stage's results table, status
+    coloured, header frozen and filterable."""
+    from openpyxl import Workbook
+    from openpyxl.styles import Font, PatternFill
+
+    book = Workbook()
+    book.remove(book.active)
+    names: set[str] = set()
+    for table in tables:
+        sheet = book.create_sheet(_sheet_name(table.stage, names))
+        for index, name in enumerate(table.columns, start=1):
+            _put(sheet, 1, index, name).font = Font(bold=True)
+        status_column = len(table.parameters) + 1
+        for line, row in enumerate(table.rows, start=2):
+            for index, value in enumerate(table.cells(row), start=1):
+                _put(sheet, line, index, value)
+            cell = sheet.cell(row=line, column=status_column)
+            fill = _FILLS.get(row.status, _FILLS[""])
+            cell.fill = PatternFill("solid", start_color=fill, end_color=fill)
+            cell.font = Font(bold=True, color=_FONTS.get(row.status, _FONTS[""]))
+        _size_columns(sheet)
+        sheet.freeze_panes = "A2"
+        sheet.auto_filter.ref = sheet.dimensions
+    _save_atomically(book, path)
 
 
 def _user_values(result: RunResult, instance: Instance | None) -> dict[str, Any]:

@@ -26,6 +26,7 @@ OUTPUT_CAP_BYTES = 50 * 1024 * 1024
 
 CONFIG_SUFFIX = "_config.json"
 OUTPUT_SUFFIX = "_execution_output.txt"
+RESULTS_SUFFIX = "_results.json"
 
 # --- the engine's bookkeeping inside each instance folder (records.py reads them) ----
 
@@ -44,6 +45,14 @@ REPORT_HTML = "conductor_status_report.html"
 LOCK = ".conductor.lock"
 PLAN_CACHE = ".conductor.plan.json"
 GENERATION = ".conductor.generation"
+#: Per stage, the instances its tables defined at its last conduct, rows as typed.
+STAGE_ROSTERS = ".conductor.stages"
+
+
+def stage_csv_path(runs_dir: Path, stage: str) -> Path:
+    """``conductor_results_<stage>.csv``: a stage's results table (parameters, status,
+    recorded values)."""
+    return runs_dir / f"conductor_results_{stage}.csv"
 
 
 def config_path(run_dir: Path, stem: str) -> Path:
@@ -66,14 +75,20 @@ def output_path(run_dir: Path, stem: str) -> Path:
     return run_dir / f"{stem}{OUTPUT_SUFFIX}"
 
 
+def results_path(run_dir: Path, stem: str) -> Path:
+    """``<flow>_results.json``: the values the flow recorded (``ductaflow.record``)."""
+    return run_dir / f"{stem}{RESULTS_SUFFIX}"
+
+
 def debug_notebook_path(run_dir: Path, stem: str) -> Path:
     """``<flow>_debug.ipynb``: the flow with the run's config, ready to step through."""
     return run_dir / f"{stem}_debug.ipynb"
 
 
-def run_files(run_dir: Path, stem: str) -> tuple[Path, Path, Path]:
-    """The files one run of a flow rewrites: output, notebook and HTML export."""
-    return output_path(run_dir, stem), notebook_path(run_dir, stem), html_path(run_dir, stem)
+def run_files(run_dir: Path, stem: str) -> tuple[Path, ...]:
+    """The files one run of a flow rewrites: output, notebook, HTML export, results."""
+    return (output_path(run_dir, stem), notebook_path(run_dir, stem), html_path(run_dir, stem),
+            results_path(run_dir, stem))
 
 
 def attempt_path(path: Path, attempt: int) -> Path:

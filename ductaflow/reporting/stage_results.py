@@ -1,0 +1,188 @@
+"""Results across scenarios: per stage, one row per instance with the parameters the
+analyst typed, the instance's status, and every value its flows recorded.
+
+Runs in the conductor (at the end of a conduct it writes each stage's roster, its CSV,
+and the workbook's value columns) and in ``ductaflow.results`` / ``ductaflow results``,
+which read the rosters back. The roster (``.conductor.stages/<stage>.json`` in the runs
+folder) lists the instances the tables defined at the stage's last conduct, with their
+rows as typed: only they count. Instance folders no table defines are left out, and
+said so. Statuses and values are read from the instance folders each time, so they are
+the latest on disk.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ductaflow.errors import UsageError
+from ductaflow.model import Instance
+from ductaflow.run_folder import recorded, records
+from ductaflow.run_folder.files import STAGE_ROSTERS, stage_csv_path
+
+
+@dataclass(frozen=True)
+class StageRow:
+    """One instance: its row as typed, its latest status, what its flows recorded."""
+
+    instance: str
+    run_dir: str
+    parameters: dict[str, Any]
+    status: str
+    values: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class StageTable:
+    """A stage's results table; ``left_out`` names folders no table defines."""
+
+    stage: str
+    parameters: tuple[str, ...]
+    values: tuple[str, ...]
+    rows: tuple[StageRow, ...]
+    left_out: tuple[str, ...] = field(default=())
+
+    @property
+    def columns(self) -> list[str]:
+        """Parameters, ``status``, then the recorded values (renamed on a clash)."""
+        return [*self.parameters, "status", *self.value_headers]
+
+    @property
+    def value_headers(self) -> list[str]:
+        taken = {*self.parameters, "status"}
+        return [f"{name} (recorded)" if name in taken else name for name in self.values]
+
+    def cells(self, row: StageRow) -> list[Any]:
+        """The row's cells, in ``columns`` order."""
+        return [*(row.parameters.get(p) for p in self.parameters), row.status,
+                *(recorded.shown(row.values.get(v)) for v in self.values)]
+
+
+def instance_values(run_dir: Path, stem: str) -> dict[str, Any]:
+    """What an instance recorded: its own flow's values, and for a build those of each
+    flow it ran (in the order they ran; the build's own values win a clash)."""
+    values: dict[str, Any] = {}
+    for entry in records.read_flows_manifest(run_dir):
+        folder = entry.get("execution_dir")
+        flow = entry.get("flow")
+        if isinstance(folder, str) and isinstance(flow, str):
+            values.update(recorded.read_values(run_dir / folder, Path(flow).stem))
+    values.update(recorded.read_values(run_dir, stem))
+    return values
+
+
+def write_stage_files(runs_dir: Path, instances: Iterable[Instance]) -> list[StageTable]:
+    """At the end of a conduct: each planned stage's roster and results CSV."""
+    by_stage: dict[str, list[Instance]] = {}
+    for instance in instances:
+        by_stage.setdefault(instance.stage, []).append(instance)
+    tables = []
+    for stage, members in by_stage.items():
+        roster = [{"instance": i.name, "flow": i.flow, "run_dir": i.run_dir,
+                   "row": dict(i.row.values) if i.row is not None else {}} for i in members]
+        folder = runs_dir / STAGE_ROSTERS
+        folder.mkdir(exist_ok=True)
+        records.atomic_write_text(folder / f"{stage}.json", json.dumps(
+            {"stage": stage, "instances": roster}, ensure_ascii=False, default=str))
+        table = _table(runs_dir, stage, roster)
+        records.atomic_write_text(stage_csv_path(runs_dir, stage), stage_csv(table))
+        tables.append(table)
+    return tables
+
+
+def stage_tables(runs_dir: Path, stages: Sequence[str] = ()) -> list[StageTable]:
+    """The results tables of ``stages`` (every conducted stage when none is named)."""
+    known = sorted(p.stem for p in (runs_dir / STAGE_ROSTERS).glob("*.json"))
+    unknown = [s for s in stages if s not in known]
+    if unknown:
+        raise UsageError(f"no results for stage {', '.join(unknown)} in {runs_dir}",
+                         hint=f"conducted stages: {', '.join(known) or 'none yet'}")
+    tables = []
+    for stage in stages or known:
+        try:
+            roster = json.loads((runs_dir / STAGE_ROSTERS / f"{stage}.json")
+                                .read_text(encoding="utf-8"))["instances"]
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+        tables.append(_table(runs_dir, stage, roster))
+    return tables
+
+
+def results(stage: str | Sequence[str] | None = None, *,
+            runs_dir: str | Path | None = None, project_root: str | Path = ".") -> Any:
+    """The results table of ``stage`` as a pandas DataFrame: one row per instance the
+    tables define, its parameters as typed, ``status``, every value its flows recorded.
+
+    With no stage, every conducted stage, one under the other, with a ``stage`` column
+    first. ``frame.attrs["left_out"]`` lists instance folders no table defines.
+    """
+    import pandas as pd
+
+    from ductaflow.planning.planner import resolve_folders
+
+    runs = resolve_folders(project_root, runs_dir)[1]
+    named = [stage] if isinstance(stage, str) else list(stage or [])
+    tables = stage_tables(runs, named)
+    frames = [pd.DataFrame([t.cells(r) for r in t.rows], columns=t.columns) for t in tables]
+    if len(named) == 1:
+        frame = frames[0]
+    else:
+        for table, piece in zip(tables, frames, strict=True):
+            piece.insert(0, "stage", table.stage)
+        frame = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+    frame.attrs["left_out"] = [key for t in tables for key in t.left_out]
+    return frame
+
+
+def stage_csv(tables: StageTable | Sequence[StageTable]) -> str:
+    """A stage's table as CSV; several stages in one, with a ``stage`` column first and
+    the union of their columns. Text a spreadsheet would run as a formula stays text."""
+    many = not isinstance(tables, StageTable)
+    group = list(tables) if many else [tables]
+    columns = list(dict.fromkeys(c for t in group for c in t.columns))
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow([_inert(c) for c in (["stage", *columns] if many else columns)])
+    for table in group:
+        for row in table.rows:
+            cells = dict(zip(table.columns, table.cells(row), strict=True))
+            line = [_csv_cell(cells.get(c)) for c in columns]
+            writer.writerow([_inert(table.stage), *line] if many else line)
+    return buffer.getvalue()
+
+
+def _table(runs_dir: Path, stage: str, roster: list[dict[str, Any]]) -> StageTable:
+    rows = []
+    for entry in roster:
+        run_dir = runs_dir / entry["run_dir"]
+        record = records.read_record(run_dir)
+        stem = Path(entry["flow"]).stem
+        rows.append(StageRow(entry["instance"], entry["run_dir"], dict(entry.get("row") or {}),
+                             record["status"] if record else "", instance_values(run_dir, stem)))
+    parameters = tuple(dict.fromkeys(k for r in rows for k in r.parameters))
+    values = tuple(dict.fromkeys(k for r in rows for k in r.values))
+    defined = {entry["instance"] for entry in roster}
+    stage_dir = runs_dir / stage
+    on_disk = sorted(p.name for p in stage_dir.iterdir() if p.is_dir()) \
+        if stage_dir.is_dir() else []
+    left_out = tuple(f"{stage}/{name}" for name in on_disk if name not in defined)
+    return StageTable(stage, parameters, values, tuple(rows), left_out)
+
+
+def _inert(text: str) -> str:
+    from ductaflow.reporting.results_files import inert
+
+    return inert(text)
+
+
+def _csv_cell(value: Any) -> Any:
+    if value is None:
+        return ""
+    if isinstance(value, (list, dict)):
+        value = json.dumps(value, ensure_ascii=False)
+    return _inert(value) if isinstance(value, str) else value
