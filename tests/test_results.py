@@ -166,3 +166,15 @@ def test_record_outside_a_run_folder_saves_nothing(tmp_path: Path, monkeypatch,
     assert list(tmp_path.iterdir()) == []
     with pytest.raises(ductaflow.RecordError):
         ductaflow.record(bad=object())
+
+
+def test_the_parameters_are_shown_rendered(project: Path) -> None:
+    add_flow(project, "model", MODEL)
+    table = ductaflow.grid(instance="{scenario}_{growth}", scenario=["low", "high"],
+                           growth=[0.01], label=["{scenario} case"])
+    ductaflow.conduct(table, stage="model", project_root=project, mode="script",
+                      progress=False)
+    frame = ductaflow.results("model", runs_dir=project / "runs")
+    assert frame.instance.tolist() == ["low_0.01", "high_0.01"]
+    assert frame.label.tolist() == ["low case", "high case"]
+    assert frame.npv.tolist() == [10.0, 10.0]

@@ -26,7 +26,7 @@ FLOW_TEMPLATE = '''\
 config = {defaults}
 
 # %%
-from ductaflow import is_notebook_execution, load_cli_config, unpack_config
+from ductaflow import is_notebook_execution, load_cli_config, record, unpack_config
 
 if not is_notebook_execution():
     config = load_cli_config("{config}", "{title}")
@@ -40,7 +40,8 @@ FLOW_BODY = '''\
 message = f"{greeting}, {who}!"
 print(message)
 with open("message.txt", "w", encoding="utf-8") as handle:
-    handle.write(message + "\\n")'''
+    handle.write(message + "\\n")
+record(letters=len(message))  # a value for the results tables: ductaflow results'''
 
 BUILD_BODY = '''\
 from ductaflow import run_notebook

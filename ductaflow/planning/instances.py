@@ -169,11 +169,13 @@ def _check_unique(draft: _Draft, seen: dict[tuple[str, str], Row]) -> None:
                          location(draft.row, "instance"))
 
 
-def _draft(row: Row, project: Project, flows: _Flows) -> _Draft:
-    values = {**row.values, "stage": row.stage, "runs": project.runs_text}
+def rendered_row(row: Row, runs_text: str) -> dict[str, Any]:
+    """The row's cells with their templates rendered, the instance's name first: the
+    parameters as a results table shows them."""
+    values = {**row.values, "stage": row.stage, "runs": runs_text}
     name = _instance_name(row, values)
     values["instance"] = name
-    rendered = {}
+    rendered: dict[str, Any] = {"instance": name}
     for header, value in row.values.items():
         kind = type(value)
         if header == "instance":
@@ -182,6 +184,12 @@ def _draft(row: Row, project: Project, flows: _Flows) -> _Draft:
             rendered[header] = value  # nothing to render: most cells
         else:
             rendered[header] = _render(value, values, row, header)
+    return rendered
+
+
+def _draft(row: Row, project: Project, flows: _Flows) -> _Draft:
+    rendered = rendered_row(row, project.runs_text)
+    name = rendered.pop("instance")
     flow, base, base_file = flows.resolve(row, rendered.get("flow"))
     config = _copy(base)
     for header, value in rendered.items():

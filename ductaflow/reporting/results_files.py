@@ -60,16 +60,17 @@ def write_results(results: Sequence[RunResult], the_plan: Any, *, running: bool,
                         for r in results)
     if not running and (did_something or changed or not workbook.exists()):
         instances = {d.instance.key: d.instance for d in the_plan.decisions}
-        values = _stage_files(runs_dir, instances.values())
+        values = _stage_files(the_plan.project_root, runs_dir, instances.values())
         _keep_going(workbook, write_workbook, results, instances, values)
 
 
-def _stage_files(runs_dir: Path, instances: Any) -> dict[str, dict[str, Any]]:
+def _stage_files(project_root: Path, runs_dir: Path,
+                 instances: Any) -> dict[str, dict[str, Any]]:
     """Write each stage's roster and results CSV; what each instance recorded."""
     from ductaflow.reporting.stage_results import write_stage_files
 
     try:
-        tables = write_stage_files(runs_dir, instances)
+        tables = write_stage_files(project_root, runs_dir, instances)
     except OSError as exc:
         log.warning("could not write the stage results in %s: %s", runs_dir, exc)
         return {}

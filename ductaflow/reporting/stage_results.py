@@ -1,11 +1,12 @@
 """Results across scenarios: per stage, one row per instance with the parameters the
-analyst typed, the instance's status, and every value its flows recorded.
+analyst typed (templates rendered), the instance's status, and every value its flows
+recorded.
 
 Runs in the conductor (at the end of a conduct it writes each stage's roster, its CSV,
 and the workbook's value columns) and in ``ductaflow.results`` / ``ductaflow results``,
 which read the rosters back. The roster (``.conductor.stages/<stage>.json`` in the runs
 folder) lists the instances the tables defined at the stage's last conduct, with their
-rows as typed: only they count. Instance folders no table defines are left out, and
+rows: only they count. Instance folders no table defines are left out, and
 said so. Statuses and values are read from the instance folders each time, so they are
 the latest on disk.
 """
@@ -76,15 +77,21 @@ def instance_values(run_dir: Path, stem: str) -> dict[str, Any]:
     return values
 
 
-def write_stage_files(runs_dir: Path, instances: Iterable[Instance]) -> list[StageTable]:
+def write_stage_files(project_root: Path, runs_dir: Path,
+                      instances: Iterable[Instance]) -> list[StageTable]:
     """At the end of a conduct: each planned stage's roster and results CSV."""
+    from ductaflow.planning.instances import rendered_row
+    from ductaflow.planning.project import Project
+
+    runs_text = Project(project_root, runs_dir).runs_text
     by_stage: dict[str, list[Instance]] = {}
     for instance in instances:
         by_stage.setdefault(instance.stage, []).append(instance)
     tables = []
     for stage, members in by_stage.items():
         roster = [{"instance": i.name, "flow": i.flow, "run_dir": i.run_dir,
-                   "row": dict(i.row.values) if i.row is not None else {}} for i in members]
+                   "row": rendered_row(i.row, runs_text) if i.row is not None
+                   else {"instance": i.name}} for i in members]
         folder = runs_dir / STAGE_ROSTERS
         folder.mkdir(exist_ok=True)
         records.atomic_write_text(folder / f"{stage}.json", json.dumps(

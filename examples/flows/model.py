@@ -23,5 +23,13 @@ data.to_csv("demand.csv", index=False)
 over = data[data["utilisation"] > 1.0]
 for row in over.drop_duplicates("region").itertuples():
     print(f"Warning: {row.region} exceeds capacity from {row.year} ({row.utilisation:.0%})")
-print(f"{scenario}: total demand in {data['year'].max()}: "
-      f"{data[data['year'] == data['year'].max()]['demand'].sum():,.0f}")
+final = data[data["year"] == data["year"].max()]
+print(f"{scenario}: total demand in {data['year'].max()}: {final['demand'].sum():,.0f}")
+
+# %%
+# The headline numbers, for the results tables (`ductaflow results model`).
+import ductaflow
+
+ductaflow.record(total_demand=round(final["demand"].sum()),
+                 peak_utilisation=round(data["utilisation"].max(), 3),
+                 regions_over_capacity=over["region"].nunique())
