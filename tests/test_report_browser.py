@@ -197,3 +197,37 @@ def test_running_page_refreshes_itself(browser: object, report: Path,
     assert not browser.find_elements("css selector", 'meta[http-equiv="refresh"]')
     screenshot(browser, "report-finished-after-refresh.png")
     assert os.path.getsize(ARTIFACTS / "report-finished-after-refresh.png") > 0
+
+
+def test_results_chart_and_sortable_table(browser: object, tmp_path: Path) -> None:
+    """The chart draws a bar per instance, coloured by scenario; a click on a numeric
+    header sorts by number, a second click the other way; hostile text stays text."""
+    from tests.test_results import charted_project
+
+    (tmp_path / "flows").mkdir()
+    page = charted_project(tmp_path)
+    open_page(browser, page)
+    assert errors(browser) == []
+    bars = browser.execute_script("""
+        const chart = document.querySelector('.chart svg');
+        return Array.from(chart.querySelectorAll('rect')).map(r => [
+            r.getAttribute('class'), r.getBoundingClientRect().width]);""")
+    assert len(bars) == 6 and len({c for c, _ in bars}) == 3
+    assert all(width > 0 for _, width in bars)
+    column = browser.execute_script("""
+        const heads = Array.from(document.querySelectorAll('table.sortable th'));
+        return heads.findIndex(h => h.textContent === 'npv');""")
+
+    def npv_column() -> list[str]:
+        return browser.execute_script(
+            "return Array.from(document.querySelectorAll('table.sortable tbody tr'))"
+            f".map(r => r.cells[{column}].textContent);")
+
+    header = browser.find_elements("css selector", "table.sortable th")[column]
+    numbers = [-1.5, 0.0, 3.0, 7.25, 12.0, 2500000.0]
+    header.click()
+    assert [float(x) for x in npv_column()] == numbers  # by number, not as text
+    header.click()
+    assert [float(x) for x in npv_column()] == numbers[::-1]
+    assert browser.execute_script("return document.images.length") == 0
+    screenshot(browser, "report-results.png")

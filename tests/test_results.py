@@ -178,3 +178,35 @@ def test_the_parameters_are_shown_rendered(project: Path) -> None:
     assert frame.instance.tolist() == ["low_0.01", "high_0.01"]
     assert frame.label.tolist() == ["low case", "high case"]
     assert frame.npv.tolist() == [10.0, 10.0]
+
+
+CHARTED = """\
+# %%
+import ductaflow
+from ductaflow import is_notebook_execution, load_cli_config, unpack_config
+if not is_notebook_execution():
+    config = load_cli_config(None, "charted")
+vars().update(unpack_config(config, "charted", locals()))
+ductaflow.record(npv=npv, note=note)
+"""
+
+
+def charted_project(project: Path) -> Path:
+    """Six instances over scenario x variant, with a number and a hostile text."""
+    add_flow(project, "charted", CHARTED)
+    table = ductaflow.grid(instance="{scenario}_{variant}", scenario=["low", "mid", "high"],
+                           variant=["a", "b"])
+    table["npv"] = [3.0, -1.5, 12.0, 7.25, 2500000.0, 0.0]
+    table["note"] = "<img src=x onerror=alert(1)>"
+    table["flow"] = "flows/charted.py"
+    ductaflow.conduct(table, stage="charted", project_root=project, mode="script",
+                      progress=False)
+    return project / "runs" / "conductor_status_report.html"
+
+
+def test_the_report_shows_each_stages_results_with_a_chart(project: Path) -> None:
+    page = charted_project(project).read_text(encoding="utf-8")
+    assert "Results: charted" in page and "colours: variant" not in page
+    assert "colours: scenario" in page  # 3 scenarios over 6 rows: a grouping
+    assert page.count("<title>") >= 6 and "2,500,000" in page
+    assert "<img src=x" not in page and "&lt;img src=x onerror=alert(1)&gt;" in page

@@ -28,6 +28,7 @@ from urllib.parse import quote
 from ductaflow.model import Action, Decision, RunResult, Status
 from ductaflow.run_folder import records
 from ductaflow.run_folder.files import (
+    STAGE_ROSTERS,
     config_path,
     html_path,
     notebook_path,
@@ -98,12 +99,13 @@ def report_context(
     now = now or datetime.now(timezone.utc)
     running_now = dict(running_now or {})
     rows = _rows(results, runs, running_now, decisions or (), now)
+    stages = _by_stage(rows)
     stale_rows = [_result_row(r, runs) for r in stale]
     if elapsed_s is None:
         elapsed_s = _span_s(results)
     return {
         "runs_dir": str(runs.absolute()),
-        "stages": _by_stage(rows),
+        "stages": stages,
         "stale": _by_stage(stale_rows),
         "lights": _count(rows, "light", LIGHT_ORDER),
         "light_labels": LIGHT_LABELS,
@@ -116,7 +118,100 @@ def report_context(
         "generated": _local(now).strftime("%Y-%m-%d %H:%M:%S %Z").strip(),
         "timeline": timeline(rows, now),
         "note": note,
+        "results": [] if running else result_sections(runs, [s["name"] for s in stages]),
     }
+
+
+# --- results across scenarios ------------------------------------------------------------
+
+#: Most instances one chart draws a bar for; the table below it lists them all.
+CHART_BARS = 60
+#: A parameter column colours the bars when it has this many distinct values at most.
+GROUPS_MAX = 6
+
+
+def result_sections(runs: Path, stages: Sequence[str]) -> list[dict[str, Any]]:
+    """Per stage with recorded values: its results table and a bar chart per numeric
+    value across its instances, coloured by a parameter with few distinct values.
+    Read from the stage rosters a finished conduct wrote; none for other stages."""
+    from ductaflow.reporting.stage_results import stage_tables
+
+    known = {p.stem for p in (runs / STAGE_ROSTERS).glob("*.json")}
+    sections = []
+    for table in stage_tables(runs, [s for s in stages if s in known]):
+        if not table.values or not table.rows:
+            continue
+        group = _group_by(table)
+        sections.append({
+            "stage": table.stage, "columns": table.columns,
+            "numeric": [_is_number(c) for c in _first_values(table)],
+            "rows": [{"light": row.status or "none",
+                      "cells": [_cell_text(v) for v in table.cells(row)]}
+                     for row in table.rows],
+            "group": group[0] if group else "", "groups": group[1] if group else [],
+            "charts": [chart for name, header in zip(table.values, table.value_headers,
+                                                     strict=True)
+                       if (chart := _chart(table, name, header, group))],
+        })
+    return sections
+
+
+def _first_values(table: Any) -> list[Any]:
+    """Per column, the first non-empty value: what decides how it sorts and aligns."""
+    cells = [table.cells(row) for row in table.rows]
+    return [next((c[i] for c in cells if c[i] not in (None, "")), None)
+            for i in range(len(table.columns))]
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _cell_text(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    return _text(str(value) if not isinstance(value, (list, dict)) else repr(value), 120)
+
+
+def _pretty(value: float) -> str:
+    """A chart's number: ``2,256,348``, ``0.933``, ``1.2e-05``."""
+    if value.is_integer() and abs(value) < 1e15:
+        return f"{int(value):,}"
+    return f"{value:,.0f}" if abs(value) >= 1000 else f"{value:.4g}"
+
+
+def _group_by(table: Any) -> tuple[str, list[str]] | None:
+    """The first parameter with 2 to ``GROUPS_MAX`` distinct values (scenario, variant)."""
+    for name in table.parameters:
+        if name in ("instance", "flow"):
+            continue
+        seen = list(dict.fromkeys(_cell_text(r.parameters.get(name)) for r in table.rows))
+        if 2 <= len(seen) <= GROUPS_MAX and len(seen) < len(table.rows):
+            return name, seen
+    return None
+
+
+def _chart(table: Any, name: str, header: str,
+           group: tuple[str, list[str]] | None) -> dict[str, Any] | None:
+    """Horizontal bars, one per instance, for a value recorded as a number."""
+    points = [(row, row.values.get(name)) for row in table.rows]
+    points = [(row, float(v)) for row, v in points if _is_number(v)]
+    if not points or len(points) > CHART_BARS:
+        return None
+    low, high = min(0.0, *(v for _, v in points)), max(0.0, *(v for _, v in points))
+    span = (high - low) or 1.0
+    zero = (0 - low) / span * 100
+    bars = []
+    for index, (row, value) in enumerate(points):
+        start = (min(value, 0) - low) / span * 100
+        colour = group[1].index(_cell_text(row.parameters.get(group[0]))) if group else 0
+        bars.append({"label": row.instance, "value": _pretty(value), "y": index * 22,
+                     "x": round(start, 3), "w": round(max(abs(value) / span * 100, 0.2), 3),
+                     "colour": colour, "light": row.status or "none"})
+    return {"name": header, "bars": bars, "height": len(bars) * 22,
+            "zero": round(zero, 3)}
 
 
 # --- rows ------------------------------------------------------------------------------

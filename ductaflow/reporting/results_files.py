@@ -52,15 +52,17 @@ def write_results(results: Sequence[RunResult], the_plan: Any, *, running: bool,
     runs_dir: Path = the_plan.runs_dir
     csv_text = results_csv(results, the_plan.project_root, runs_dir)
     changed = not _unchanged(runs_dir, csv_text)  # also: instances added or removed
-    if running or changed:
-        _write_live(results, the_plan, csv_text, running=running, started_at=started_at,
-                    running_now=running_now)
     workbook = runs_dir / RESULTS_XLSX
     did_something = any(r.action is not Action.SKIPPED or r.reason.startswith("accepted")
                         for r in results)
-    if not running and (did_something or changed or not workbook.exists()):
-        instances = {d.instance.key: d.instance for d in the_plan.decisions}
-        values = _stage_files(the_plan.project_root, runs_dir, instances.values())
+    tables_due = not running and (did_something or changed or not workbook.exists())
+    instances = {d.instance.key: d.instance for d in the_plan.decisions}
+    values = _stage_files(the_plan.project_root, runs_dir, instances.values()) \
+        if tables_due else {}  # before the report, which shows them
+    if running or changed:
+        _write_live(results, the_plan, csv_text, running=running, started_at=started_at,
+                    running_now=running_now)
+    if tables_due:
         _keep_going(workbook, write_workbook, results, instances, values)
 
 
