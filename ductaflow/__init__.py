@@ -20,6 +20,7 @@ _EXPORTS = {
     "record": "ductaflow.flow",
     "results": "ductaflow.reporting.stage_results",
     "RecordError": "ductaflow.run_folder.recorded",
+    "diff": "ductaflow.reporting.comparison",
     "run_notebook": "ductaflow.execution.notebook",
     "run_step_flow": "ductaflow.execution.notebook",
     "debug_flow": "ductaflow.execution.notebook",

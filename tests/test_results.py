@@ -210,3 +210,69 @@ def test_the_report_shows_each_stages_results_with_a_chart(project: Path) -> Non
     assert "colours: scenario" in page  # 3 scenarios over 6 rows: a grouping
     assert page.count("<title>") >= 6 and "2,500,000" in page
     assert "<img src=x" not in page and "&lt;img src=x onerror=alert(1)&gt;" in page
+
+
+def test_diff_of_two_instances_and_of_an_instance_with_its_previous_run(
+        project: Path) -> None:
+    _project(project, "script")
+    runs = project / "runs"
+    found = ductaflow.diff("model/high", "model/low", runs_dir=runs)
+    assert "growth 0.03 -> 0.01" in found.config and "scenario high -> low" in found.config
+    npv = dict((name, (a, b, change)) for name, a, b, change in found.values)["npv"]
+    assert npv == (30.0, 10.0, "-20 (-66.7%)")
+    assert found.code == () and found.a.status == "success"
+    with pytest.raises(UsageError, match="1 finished run"):
+        ductaflow.diff("model/high", runs_dir=runs)
+
+    (project / "model.csv").write_text(TABLE.replace("0.03", "0.05"), encoding="utf-8")
+    ductaflow.conduct(str(project / "model.csv"), project_root=project, mode="script",
+                      progress=False)
+    again = ductaflow.diff("model/high", runs_dir=runs)
+    assert again.config == ("growth 0.03 -> 0.05",)
+    assert ("npv", 30.0, 50.0, "+20 (+66.7%)") in again.values
+    assert ("peak load", 812, 812, "") in again.values
+
+    shown = run_cli("diff", "model/high", "model/low", cwd=project)
+    assert shown.returncode == 0, shown.stderr
+    assert "growth 0.05 -> 0.01" in shown.stdout and "-40 (-80.0%)" in shown.stdout
+    alone = run_cli("diff", "model/low", cwd=project)
+    assert alone.returncode == 2 and len(alone.stderr.strip().splitlines()) == 1
+
+
+def test_history_keeps_five_runs_and_survives_a_killed_conductor(project: Path) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from ductaflow.run_folder import records
+
+    add_flow(project, "model", MODEL.replace("if scenario", "import time, os\n"
+                                             "time.sleep(float(os.environ.get('SLOW', 0)))\n"
+                                             "if scenario", 1))
+    table = project / "model.csv"
+    folder = project / "runs" / "model" / "low"
+    for growth in range(1, 8):
+        table.write_text(f"instance,scenario,growth,label\nlow,low,{growth},x\n",
+                         encoding="utf-8")
+        ductaflow.conduct(str(table), project_root=project, mode="script", progress=False)
+    history = records.read_history(folder)
+    assert [run["config"]["growth"] for run in history] == [3, 4, 5, 6, 7]
+    assert history[-1]["values"]["npv"] == 7000
+
+    table.write_text("instance,scenario,growth,label\nlow,low,8,x\n", encoding="utf-8")
+    env = {**os.environ, "SLOW": "30", "PYTHONPATH": str(Path(__file__).parents[1])}
+    conductor = subprocess.Popen([sys.executable, "-m", "ductaflow", "conduct", "model.csv",
+                                  "--mode", "script"], cwd=project, env=env,
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                 start_new_session=True)
+    deadline = time.monotonic() + 60
+    results = folder / "model_results.json"
+    while time.monotonic() < deadline and not (
+            results.exists() and '"npv": 8000' in results.read_text(encoding="utf-8")):
+        time.sleep(0.05)  # until the new run recorded: its flow is in its sleep
+    os.killpg(conductor.pid, signal.SIGKILL)
+    conductor.wait()
+    assert [run["config"]["growth"] for run in records.read_history(folder)] == [3, 4, 5, 6, 7]
+    assert (folder / ".ductaflow" / "started.json").exists()  # killed mid-run indeed

@@ -52,6 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_debug(sub)
     _add_status(sub)
     _add_results(sub)
+    _add_diff(sub)
     _add_report(sub)
     _add_init(sub)
     _add_new(sub)
@@ -131,6 +132,15 @@ def _add_results(sub: argparse._SubParsersAction) -> None:
     p.add_argument("-o", "--output", default=None, metavar="FILE", help="write to FILE")
     p.add_argument("--runs-dir", default="runs", metavar="DIR")
     p.set_defaults(handler=_results)
+
+
+def _add_diff(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("diff", help="two instances, or an instance and its previous run")
+    p.add_argument("a", metavar="A", help="stage/instance")
+    p.add_argument("b", nargs="?", default=None, metavar="B",
+                   help="stage/instance (default: A's previous run)")
+    p.add_argument("--runs-dir", default="runs", metavar="DIR")
+    p.set_defaults(handler=_diff)
 
 
 def _add_report(sub: argparse._SubParsersAction) -> None:
@@ -242,6 +252,12 @@ def _results(args: argparse.Namespace) -> int:
     from ductaflow.cli.console import results_from_cli
 
     return results_from_cli(Path(args.runs_dir), args.stages, args.format, args.output)
+
+
+def _diff(args: argparse.Namespace) -> int:
+    from ductaflow.cli.console import diff_from_cli
+
+    return diff_from_cli(Path(args.runs_dir), args.a, args.b)
 
 
 def _status(args: argparse.Namespace) -> int:

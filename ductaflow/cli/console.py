@@ -118,6 +118,43 @@ def _print_result_tables(tables: list[Any]) -> None:
         console.print(shown)
 
 
+def diff_from_cli(runs_dir: Path, a: str, b: str | None) -> int:
+    """``ductaflow diff A [B]``: config, recorded values, inputs and code side by side."""
+    from rich.table import Table
+
+    from ductaflow.reporting.comparison import diff
+
+    found = diff(a, b, runs_dir=runs_dir)
+    console = new_console()
+    sides = [f"{escape(s.label)} ({s.status or 'incomplete'}, {escape(s.ended_at)})"
+             for s in (found.a, found.b)]
+    console.print(f"diff     {sides[0]}  ->  {sides[1]}")
+    console.print("config   same" if not found.config else "config")
+    print_lines(console, [f"  {change}" for change in found.config])
+    if found.values:
+        table = Table(box=None, pad_edge=False, header_style="bold")
+        for column in ("value", found.a.label, found.b.label, "change"):
+            table.add_column(escape(column), justify="left" if column == "value" else "right")
+        for name, old, new, change in found.values:
+            table.add_row(escape(name), escape(_shown(old)), escape(_shown(new)),
+                          escape(change))
+        console.print("values")
+        console.print(table)
+    else:
+        console.print("values   none recorded")
+    for title, paths in (("inputs", found.inputs), ("code", found.code)):
+        console.print(f"{title:<8} " + ("same" if not paths else "differ:"))
+        print_lines(console, [f"  {path}" for path in paths])
+    return 0
+
+
+def _shown(value: Any) -> str:
+    from ductaflow.run_folder.recorded import shown
+
+    value = shown(value)
+    return "" if value is None else str(value)
+
+
 def status_from_cli(runs_dir: Path) -> int:
     """Every instance found on disk, with its light; exit 1 when any is red."""
     from collections import Counter

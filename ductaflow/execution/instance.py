@@ -16,8 +16,8 @@ from typing import Any
 from ductaflow import environment
 from ductaflow.errors import DuctaflowError, FlowError, UsageError
 from ductaflow.model import Action, ExecOptions, Instance, RunResult, Status
-from ductaflow.run_folder import provenance, records
-from ductaflow.run_folder.files import FLOWS_MANIFEST, RECORD, STARTED, output_path
+from ductaflow.run_folder import provenance, recorded, records
+from ductaflow.run_folder.files import FLOWS_MANIFEST, HISTORY, RECORD, STARTED, output_path
 from ductaflow.run_folder.lights import scan_output, worst
 
 
@@ -45,6 +45,8 @@ def execute_instance(instance: Instance, reason: str, options: ExecOptions) -> R
         ended_at=records.utc_now(), duration_s=duration, flows=flows, reason=reason,
         provenance=produced_by, error=error)
     _bookkeeping(run_dir / RECORD, records.write_record, run_dir, record)
+    _bookkeeping(run_dir / HISTORY, records.add_history, run_dir, _history_entry(
+        record, recorded.instance_values(run_dir, instance.flow_stem)))
     return RunResult.of(instance, Action.FAILED if error else Action.RAN, status, reason,
                         duration, error, started_at, record["ended_at"])
 
@@ -76,6 +78,13 @@ def accept_instance(instance: Instance, reason: str, options: ExecOptions) -> Ru
     return RunResult.of(instance, Action.SKIPPED, Status(previous["status"]),
                         f"accepted: {reason}", float(previous["duration_s"]),
                         started_at=previous["started_at"], ended_at=previous["ended_at"])
+
+
+def _history_entry(record: dict[str, Any], values: dict[str, Any]) -> dict[str, Any]:
+    """What ``ductaflow diff`` compares a run by: not its output files."""
+    kept = ("run_id", "started_at", "ended_at", "status", "duration_s", "config", "code",
+            "inputs")
+    return {**{key: record[key] for key in kept}, "values": values}
 
 
 class BookkeepingError(DuctaflowError):

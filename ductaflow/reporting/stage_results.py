@@ -64,19 +64,6 @@ class StageTable:
                 *(recorded.shown(row.values.get(v)) for v in self.values)]
 
 
-def instance_values(run_dir: Path, stem: str) -> dict[str, Any]:
-    """What an instance recorded: its own flow's values, and for a build those of each
-    flow it ran (in the order they ran; the build's own values win a clash)."""
-    values: dict[str, Any] = {}
-    for entry in records.read_flows_manifest(run_dir):
-        folder = entry.get("execution_dir")
-        flow = entry.get("flow")
-        if isinstance(folder, str) and isinstance(flow, str):
-            values.update(recorded.read_values(run_dir / folder, Path(flow).stem))
-    values.update(recorded.read_values(run_dir, stem))
-    return values
-
-
 def write_stage_files(project_root: Path, runs_dir: Path,
                       instances: Iterable[Instance]) -> list[StageTable]:
     """At the end of a conduct: each planned stage's roster and results CSV."""
@@ -170,7 +157,8 @@ def _table(runs_dir: Path, stage: str, roster: list[dict[str, Any]]) -> StageTab
         record = records.read_record(run_dir)
         stem = Path(entry["flow"]).stem
         rows.append(StageRow(entry["instance"], entry["run_dir"], dict(entry.get("row") or {}),
-                             record["status"] if record else "", instance_values(run_dir, stem)))
+                             record["status"] if record else "",
+                             recorded.instance_values(run_dir, stem)))
     parameters = tuple(dict.fromkeys(k for r in rows for k in r.parameters))
     values = tuple(dict.fromkeys(k for r in rows for k in r.values))
     defined = {entry["instance"] for entry in roster}

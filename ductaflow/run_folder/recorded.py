@@ -24,7 +24,7 @@ from typing import Any
 from ductaflow.errors import UsageError
 from ductaflow.run_folder.files import CONFIG_SUFFIX, results_path, stem_of_config
 from ductaflow.run_folder.names import name_problem
-from ductaflow.run_folder.records import atomic_write_text
+from ductaflow.run_folder.records import atomic_write_text, read_flows_manifest
 
 #: Longest text value kept: what one Excel cell holds.
 MAX_TEXT = 32_767
@@ -72,6 +72,19 @@ def read_values(folder: Path, stem: str) -> dict[str, Any]:
     except (OSError, ValueError, RecursionError):
         return {}
     return data if isinstance(data, dict) else {}
+
+
+def instance_values(run_dir: Path, stem: str) -> dict[str, Any]:
+    """What an instance recorded: its own flow's values, and for a build those of each
+    flow it ran (in the order they ran; the build's own values win a clash)."""
+    values: dict[str, Any] = {}
+    for entry in read_flows_manifest(run_dir):
+        folder = entry.get("execution_dir")
+        flow = entry.get("flow")
+        if isinstance(folder, str) and isinstance(flow, str):
+            values.update(read_values(run_dir / folder, Path(flow).stem))
+    values.update(read_values(run_dir, stem))
+    return values
 
 
 def clear(folder: Path, stem: str) -> None:

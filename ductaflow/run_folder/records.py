@@ -51,7 +51,14 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from ductaflow.run_folder.files import FLOWS_MANIFEST, GENERATION, RECORD, STARTED, STATE_DIR
+from ductaflow.run_folder.files import (
+    FLOWS_MANIFEST,
+    GENERATION,
+    HISTORY,
+    RECORD,
+    STARTED,
+    STATE_DIR,
+)
 
 RECORD_VERSION = 1
 STATUSES = ("success", "warning", "error")
@@ -318,6 +325,28 @@ def _problem(record: Any) -> str | None:
     if record["status"] not in STATUSES:
         return f"unknown status {record['status']!r}"
     return None
+
+
+#: Finished runs an instance's history keeps (``ductaflow diff A``).
+HISTORY_RUNS = 5
+
+
+def add_history(run_dir: str | os.PathLike[str], entry: Mapping[str, Any]) -> None:
+    """Append a finished run to the instance's short history (the last
+    ``HISTORY_RUNS``: config, recorded values, status, duration, code, not outputs).
+    Rewritten atomically: a killed process leaves the previous history intact."""
+    runs = [*read_history(run_dir), dict(entry)][-HISTORY_RUNS:]
+    text = json.dumps(runs, indent=1, ensure_ascii=False, default=str) + "\n"
+    atomic_write_text(Path(run_dir) / HISTORY, text, fsync_folder=False)
+
+
+def read_history(run_dir: str | os.PathLike[str]) -> list[dict]:
+    """The instance's last finished runs, oldest first; [] when none or unreadable."""
+    try:
+        runs = json.loads((Path(run_dir) / HISTORY).read_text(encoding="utf-8"))
+    except (OSError, ValueError, RecursionError):
+        return []
+    return [r for r in runs if isinstance(r, dict)] if isinstance(runs, list) else []
 
 
 def write_record(run_dir: str | os.PathLike[str], record: Mapping[str, Any]) -> None:
