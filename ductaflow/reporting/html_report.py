@@ -93,8 +93,10 @@ def report_context(
     elapsed_s: float | None = None, running_now: Mapping[str, str] | None = None,
     decisions: Sequence[Decision] | None = None, stale: Sequence[RunResult] = (),
     now: datetime | None = None, note: str = "", refresh_s: int = REFRESH_S,
+    tables: Sequence[Any] | None = None,
 ) -> dict[str, Any]:
-    """Everything the template shows, as plain values."""
+    """Everything the template shows, as plain values. ``tables`` are the stages'
+    results tables when the caller has them; else they are read from the runs folder."""
     runs = Path(runs_dir)
     now = now or datetime.now(timezone.utc)
     running_now = dict(running_now or {})
@@ -118,7 +120,8 @@ def report_context(
         "generated": _local(now).strftime("%Y-%m-%d %H:%M:%S %Z").strip(),
         "timeline": timeline(rows, now),
         "note": note,
-        "results": [] if running else result_sections(runs, [s["name"] for s in stages]),
+        "results": [] if running else result_sections(runs, [s["name"] for s in stages],
+                                                      tables),
     }
 
 
@@ -130,15 +133,19 @@ CHART_BARS = 60
 GROUPS_MAX = 6
 
 
-def result_sections(runs: Path, stages: Sequence[str]) -> list[dict[str, Any]]:
+def result_sections(runs: Path, stages: Sequence[str],
+                    tables: Sequence[Any] | None = None) -> list[dict[str, Any]]:
     """Per stage with recorded values: its results table and a bar chart per numeric
     value across its instances, coloured by a parameter with few distinct values.
-    Read from the stage rosters a finished conduct wrote; none for other stages."""
+    From ``tables``, or the stage rosters a finished conduct wrote; none for stages
+    without one."""
     from ductaflow.reporting.stage_results import stage_tables
 
-    known = {p.stem for p in (runs / STAGE_ROSTERS).glob("*.json")}
+    if tables is None:
+        known = {p.stem for p in (runs / STAGE_ROSTERS).glob("*.json")}
+        tables = stage_tables(runs, [s for s in stages if s in known])
     sections = []
-    for table in stage_tables(runs, [s for s in stages if s in known]):
+    for table in tables:
         if not table.values or not table.rows:
             continue
         group = _group_by(table)

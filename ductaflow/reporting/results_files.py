@@ -57,26 +57,28 @@ def write_results(results: Sequence[RunResult], the_plan: Any, *, running: bool,
                         for r in results)
     tables_due = not running and (did_something or changed or not workbook.exists())
     instances = {d.instance.key: d.instance for d in the_plan.decisions}
-    values = _stage_files(the_plan.project_root, runs_dir, instances.values()) \
-        if tables_due else {}  # before the report, which shows them
+    statuses = {r.key: r.status.value if r.status else "" for r in results}
+    tables = _stage_files(the_plan.project_root, runs_dir, instances.values(), statuses) \
+        if tables_due else None  # before the report, which shows them
     if running or changed:
         _write_live(results, the_plan, csv_text, running=running, started_at=started_at,
-                    running_now=running_now)
+                    running_now=running_now, tables=tables)
     if tables_due:
+        values = {f"{t.stage}/{row.instance}": row.values for t in tables or ()
+                  for row in t.rows}
         _keep_going(workbook, write_workbook, results, instances, values)
 
 
-def _stage_files(project_root: Path, runs_dir: Path,
-                 instances: Any) -> dict[str, dict[str, Any]]:
-    """Write each stage's roster and results CSV; what each instance recorded."""
+def _stage_files(project_root: Path, runs_dir: Path, instances: Any,
+                 statuses: Mapping[str, str]) -> list[Any]:
+    """Write each stage's roster and results CSV; the stages' results tables."""
     from ductaflow.reporting.stage_results import write_stage_files
 
     try:
-        tables = write_stage_files(project_root, runs_dir, instances)
+        return write_stage_files(project_root, runs_dir, instances, statuses)
     except OSError as exc:
         log.warning("could not write the stage results in %s: %s", runs_dir, exc)
-        return {}
-    return {f"{t.stage}/{row.instance}": row.values for t in tables for row in t.rows}
+        return []
 
 
 def import_in_background() -> threading.Thread:
@@ -105,14 +107,15 @@ def _unchanged(runs_dir: Path, csv_text: str) -> bool:
 
 
 def _write_live(results: Sequence[RunResult], the_plan: Any, csv_text: str, *, running: bool,
-                started_at: float, running_now: Mapping[str, str] | None) -> None:
-    from ductaflow.reporting.html_report import generate_status_report
+                started_at: float, running_now: Mapping[str, str] | None,
+                tables: Sequence[Any] | None = None) -> None:
+    from ductaflow.reporting.html_report import render, report_context
 
     runs_dir: Path = the_plan.runs_dir
     _keep_going(runs_dir / RESULTS_CSV, records.atomic_write_text, csv_text)
-    html = generate_status_report(results, runs_dir, running=running,
-                                  elapsed_s=time.time() - started_at,
-                                  running_now=running_now, decisions=the_plan.decisions)
+    html = render(report_context(results, runs_dir, running=running,
+                                 elapsed_s=time.time() - started_at, running_now=running_now,
+                                 decisions=the_plan.decisions, tables=tables))
     _keep_going(runs_dir / REPORT_HTML, records.atomic_write_text, html)
 
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -64,9 +64,13 @@ class StageTable:
                 *(recorded.shown(row.values.get(v)) for v in self.values)]
 
 
-def write_stage_files(project_root: Path, runs_dir: Path,
-                      instances: Iterable[Instance]) -> list[StageTable]:
-    """At the end of a conduct: each planned stage's roster and results CSV."""
+def write_stage_files(project_root: Path, runs_dir: Path, instances: Iterable[Instance],
+                      statuses: Mapping[str, str] | None = None) -> list[StageTable]:
+    """At the end of a conduct: each planned stage's roster and results CSV.
+
+    ``statuses`` (by instance key: what the conduct's results say) spares reading
+    every instance's record again.
+    """
     from ductaflow.planning.instances import rendered_row
     from ductaflow.planning.project import Project
 
@@ -83,7 +87,7 @@ def write_stage_files(project_root: Path, runs_dir: Path,
         folder.mkdir(exist_ok=True)
         records.atomic_write_text(folder / f"{stage}.json", json.dumps(
             {"stage": stage, "instances": roster}, ensure_ascii=False, default=str))
-        table = _table(runs_dir, stage, roster)
+        table = _table(runs_dir, stage, roster, statuses)
         records.atomic_write_text(stage_csv_path(runs_dir, stage), stage_csv(table))
         tables.append(table)
     return tables
@@ -150,15 +154,20 @@ def stage_csv(tables: StageTable | Sequence[StageTable]) -> str:
     return buffer.getvalue()
 
 
-def _table(runs_dir: Path, stage: str, roster: list[dict[str, Any]]) -> StageTable:
+def _table(runs_dir: Path, stage: str, roster: list[dict[str, Any]],
+           statuses: Mapping[str, str] | None = None) -> StageTable:
     rows = []
     for entry in roster:
         run_dir = runs_dir / entry["run_dir"]
-        record = records.read_record(run_dir)
+        key = f"{stage}/{entry['instance']}"
+        if statuses is not None and key in statuses:
+            status = statuses[key]
+        else:
+            record = records.read_record(run_dir)
+            status = record["status"] if record else ""
         stem = Path(entry["flow"]).stem
         rows.append(StageRow(entry["instance"], entry["run_dir"], dict(entry.get("row") or {}),
-                             record["status"] if record else "",
-                             recorded.instance_values(run_dir, stem)))
+                             status, recorded.instance_values(run_dir, stem)))
     parameters = tuple(dict.fromkeys(k for r in rows for k in r.parameters))
     values = tuple(dict.fromkeys(k for r in rows for k in r.values))
     defined = {entry["instance"] for entry in roster}
