@@ -39,14 +39,14 @@ class RecordError(UsageError):
 def flow_stem_here(folder: Path) -> str | None:
     """The flow running in ``folder``: the one whose config was saved last (each run
     saves its config first), or None outside a run folder (a notebook opened by hand)."""
+    saved = []
     try:
-        configs = [p for p in folder.iterdir() if p.name.endswith(CONFIG_SUFFIX)]
+        for path in folder.iterdir():
+            if path.name.endswith(CONFIG_SUFFIX):
+                saved.append((path.stat().st_mtime_ns, path.name))
     except OSError:
         return None
-    if not configs:
-        return None
-    newest = max(configs, key=lambda p: (p.stat().st_mtime_ns, p.name))
-    return stem_of_config(newest.name)
+    return stem_of_config(max(saved)[1]) if saved else None
 
 
 def check_values(values: Mapping[str, Any], stem: str = "flow") -> None:
