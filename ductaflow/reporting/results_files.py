@@ -40,9 +40,9 @@ def write_results(results: Sequence[RunResult], the_plan: Any, *, running: bool,
                   started_at: float, running_now: Mapping[str, str] | None = None) -> None:
     """Rewrite the CSV and the HTML report; the workbook too once nothing is running.
 
-    A conduct that ran nothing and planned the same instances keeps an existing
-    workbook (and the stage results) as they are: writing one means importing
-    openpyxl (and numpy), more than the whole no-op rerun costs.
+    A conduct that ran nothing and planned the instances the stage rosters name keeps
+    an existing workbook (and the stage results) as they are: writing one means
+    importing openpyxl (and numpy), more than the whole no-op rerun costs.
     A finished conduct whose CSV is the one on disk (a no-op after a no-op) keeps
     the report too: every row, light and time in it would be the same.
 
@@ -51,12 +51,13 @@ def write_results(results: Sequence[RunResult], the_plan: Any, *, running: bool,
     """
     runs_dir: Path = the_plan.runs_dir
     csv_text = results_csv(results, the_plan.project_root, runs_dir)
-    changed = not _unchanged(runs_dir, csv_text)  # also: instances added or removed
+    changed = not _unchanged(runs_dir, csv_text)
     workbook = runs_dir / RESULTS_XLSX
     did_something = any(r.action is not Action.SKIPPED or r.reason.startswith("accepted")
                         for r in results)
-    tables_due = not running and (did_something or changed or not workbook.exists())
     instances = {d.instance.key: d.instance for d in the_plan.decisions}
+    tables_due = not running and (did_something or not workbook.exists()
+                                  or not _rosters_current(runs_dir, instances.values()))
     statuses = {r.key: r.status.value if r.status else "" for r in results}
     tables = _stage_files(the_plan.project_root, runs_dir, instances.values(), statuses) \
         if tables_due else None  # before the report, which shows them
@@ -67,6 +68,12 @@ def write_results(results: Sequence[RunResult], the_plan: Any, *, running: bool,
         values = {f"{t.stage}/{row.instance}": row.values for t in tables or ()
                   for row in t.rows}
         _keep_going(workbook, write_workbook, results, instances, values)
+
+
+def _rosters_current(runs_dir: Path, instances: Any) -> bool:
+    from ductaflow.reporting.stage_results import rosters_current
+
+    return rosters_current(runs_dir, instances)
 
 
 def _stage_files(project_root: Path, runs_dir: Path, instances: Any,

@@ -93,6 +93,23 @@ def write_stage_files(project_root: Path, runs_dir: Path, instances: Iterable[In
     return tables
 
 
+def rosters_current(runs_dir: Path, instances: Iterable[Instance]) -> bool:
+    """Every planned stage's roster names the planned instances, in order: a conduct
+    that ran nothing then has no stage files (nor workbook) to rewrite."""
+    planned: dict[str, list[str]] = {}
+    for instance in instances:
+        planned.setdefault(instance.stage, []).append(instance.name)
+    for stage, names in planned.items():
+        try:
+            roster = json.loads((runs_dir / STAGE_ROSTERS / f"{stage}.json")
+                                .read_text(encoding="utf-8"))["instances"]
+            if [entry["instance"] for entry in roster] != names:
+                return False
+        except (OSError, ValueError, KeyError, TypeError):
+            return False
+    return True
+
+
 def stage_tables(runs_dir: Path, stages: Sequence[str] = ()) -> list[StageTable]:
     """The results tables of ``stages`` (every conducted stage when none is named)."""
     known = sorted(p.stem for p in (runs_dir / STAGE_ROSTERS).glob("*.json"))
