@@ -276,3 +276,13 @@ def test_history_keeps_five_runs_and_survives_a_killed_conductor(project: Path) 
     conductor.wait()
     assert [run["config"]["growth"] for run in records.read_history(folder)] == [3, 4, 5, 6, 7]
     assert (folder / ".ductaflow" / "started.json").exists()  # killed mid-run indeed
+
+
+def test_a_select_conduct_keeps_the_rest_of_the_stage(project: Path) -> None:
+    _project(project, "script")
+    ductaflow.conduct(str(project / "model.csv"), project_root=project, mode="script",
+                      select=["model/low"], force=True, progress=False)
+    frame = ductaflow.results("model", runs_dir=project / "runs")
+    assert frame.instance.tolist() == ["low", "high", "bad"]
+    assert frame.attrs["left_out"] == []
+    assert (frame.status == ["success", "success", "error"]).all()

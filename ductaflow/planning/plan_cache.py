@@ -167,7 +167,7 @@ def _encode(the_plan: Plan) -> dict[str, Any]:
         decisions.append([inst.stage, inst.name, inst.flow, inst.config, inst.depends_on,
                           inst.inputs, inst.references, coded,
                           list(last) if last is not None else None])
-    return {"tables": tables, "decisions": decisions}
+    return {"tables": tables, "decisions": decisions, "partial": the_plan.partial}
 
 
 def _decode(data: Mapping[str, Any], root: Path, runs: Path) -> Plan:
@@ -186,4 +186,4 @@ def _decode(data: Mapping[str, Any], root: Path, runs: Path) -> Plan:
         decisions.append(Decision(instance, False, ()))
         if last is not None:
             last_runs[instance.key] = LastRun(*last)
-    return Plan(root, runs, tuple(decisions), last_runs)
+    return Plan(root, runs, tuple(decisions), last_runs, partial=bool(data.get("partial")))

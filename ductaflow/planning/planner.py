@@ -25,12 +25,15 @@ class Plan:
 
     ``last_runs`` holds, per instance key, the last finished run read while deciding
     (instances that never finished are absent): a skipped instance's light and times.
+    ``partial``: a ``--select`` plan, whose decisions are not every instance the
+    tables define.
     """
 
     project_root: Path
     runs_dir: Path
     decisions: tuple[Decision, ...]
     last_runs: Mapping[str, LastRun] = field(default_factory=dict)
+    partial: bool = False
 
     @property
     def to_run(self) -> tuple[Decision, ...]:
@@ -101,7 +104,8 @@ def _planned(tables: Any, project_root: str | os.PathLike[str],
     read = {os.path.join(root, path): records.signature(info)
             for path, info in project._stats.items()}
     read.update(project.records)
-    return Plan(project.root, project.runs, tuple(decisions), last_runs), read
+    return Plan(project.root, project.runs, tuple(decisions), last_runs,
+                partial=bool(select)), read
 
 
 def resolve_folders(project_root: str | os.PathLike[str] = ".",

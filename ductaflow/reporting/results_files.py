@@ -57,9 +57,9 @@ def write_results(results: Sequence[RunResult], the_plan: Any, *, running: bool,
                         for r in results)
     instances = {d.instance.key: d.instance for d in the_plan.decisions}
     tables_due = not running and (did_something or not workbook.exists()
-                                  or not _rosters_current(runs_dir, instances.values()))
+                                  or not _rosters_current(the_plan, instances.values()))
     statuses = {r.key: r.status.value if r.status else "" for r in results}
-    tables = _stage_files(the_plan.project_root, runs_dir, instances.values(), statuses) \
+    tables = _stage_files(the_plan, instances.values(), statuses) \
         if tables_due else None  # before the report, which shows them
     if running or changed:
         _write_live(results, the_plan, csv_text, running=running, started_at=started_at,
@@ -70,21 +70,21 @@ def write_results(results: Sequence[RunResult], the_plan: Any, *, running: bool,
         _keep_going(workbook, write_workbook, results, instances, values)
 
 
-def _rosters_current(runs_dir: Path, instances: Any) -> bool:
+def _rosters_current(the_plan: Any, instances: Any) -> bool:
     from ductaflow.reporting.stage_results import rosters_current
 
-    return rosters_current(runs_dir, instances)
+    return rosters_current(the_plan.runs_dir, instances, getattr(the_plan, "partial", False))
 
 
-def _stage_files(project_root: Path, runs_dir: Path, instances: Any,
-                 statuses: Mapping[str, str]) -> list[Any]:
+def _stage_files(the_plan: Any, instances: Any, statuses: Mapping[str, str]) -> list[Any]:
     """Write each stage's roster and results CSV; the stages' results tables."""
     from ductaflow.reporting.stage_results import write_stage_files
 
     try:
-        return write_stage_files(project_root, runs_dir, instances, statuses)
+        return write_stage_files(the_plan.project_root, the_plan.runs_dir, instances,
+                                 statuses, getattr(the_plan, "partial", False))
     except OSError as exc:
-        log.warning("could not write the stage results in %s: %s", runs_dir, exc)
+        log.warning("could not write the stage results in %s: %s", the_plan.runs_dir, exc)
         return []
 
 

@@ -65,11 +65,13 @@ class StageTable:
 
 
 def write_stage_files(project_root: Path, runs_dir: Path, instances: Iterable[Instance],
-                      statuses: Mapping[str, str] | None = None) -> list[StageTable]:
+                      statuses: Mapping[str, str] | None = None,
+                      partial: bool = False) -> list[StageTable]:
     """At the end of a conduct: each planned stage's roster and results CSV.
 
     ``statuses`` (by instance key: what the conduct's results say) spares reading
-    every instance's record again.
+    every instance's record again. A ``partial`` (``--select``) plan updates the
+    instances it planned and keeps the rest of each roster.
     """
     from ductaflow.planning.instances import rendered_row
     from ductaflow.planning.project import Project
@@ -83,6 +85,8 @@ def write_stage_files(project_root: Path, runs_dir: Path, instances: Iterable[In
         roster = [{"instance": i.name, "flow": i.flow, "run_dir": i.run_dir,
                    "row": rendered_row(i.row, runs_text) if i.row is not None
                    else {"instance": i.name}} for i in members]
+        if partial:
+            roster = _merged(_roster(runs_dir, stage), roster)
         folder = runs_dir / STAGE_ROSTERS
         folder.mkdir(exist_ok=True)
         records.atomic_write_text(folder / f"{stage}.json", json.dumps(
@@ -93,21 +97,38 @@ def write_stage_files(project_root: Path, runs_dir: Path, instances: Iterable[In
     return tables
 
 
-def rosters_current(runs_dir: Path, instances: Iterable[Instance]) -> bool:
-    """Every planned stage's roster names the planned instances, in order: a conduct
-    that ran nothing then has no stage files (nor workbook) to rewrite."""
+def rosters_current(runs_dir: Path, instances: Iterable[Instance],
+                    partial: bool = False) -> bool:
+    """Every planned stage's roster names the planned instances, in order (or, for a
+    ``--select`` plan, among others): a conduct that ran nothing then has no stage
+    files (nor workbook) to rewrite."""
     planned: dict[str, list[str]] = {}
     for instance in instances:
         planned.setdefault(instance.stage, []).append(instance.name)
     for stage, names in planned.items():
-        try:
-            roster = json.loads((runs_dir / STAGE_ROSTERS / f"{stage}.json")
-                                .read_text(encoding="utf-8"))["instances"]
-            if [entry["instance"] for entry in roster] != names:
-                return False
-        except (OSError, ValueError, KeyError, TypeError):
+        known = [entry["instance"] for entry in _roster(runs_dir, stage)]
+        if (not set(names) <= set(known)) if partial else known != names:
             return False
     return True
+
+
+def _roster(runs_dir: Path, stage: str) -> list[dict[str, Any]]:
+    """The stage's roster as its last conduct wrote it; [] when none is readable."""
+    try:
+        roster = json.loads((runs_dir / STAGE_ROSTERS / f"{stage}.json")
+                            .read_text(encoding="utf-8"))["instances"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return []
+    ok = isinstance(roster, list) and all(isinstance(e, dict) and "instance" in e
+                                          for e in roster)
+    return roster if ok else []
+
+
+def _merged(old: list[dict[str, Any]], new: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The old roster with the newly planned entries in their places, new ones last."""
+    fresh = {entry["instance"]: entry for entry in new}
+    kept = [fresh.pop(entry["instance"], entry) for entry in old]
+    return [*kept, *fresh.values()]
 
 
 def stage_tables(runs_dir: Path, stages: Sequence[str] = ()) -> list[StageTable]:
@@ -119,12 +140,9 @@ def stage_tables(runs_dir: Path, stages: Sequence[str] = ()) -> list[StageTable]
                          hint=f"conducted stages: {', '.join(known) or 'none yet'}")
     tables = []
     for stage in stages or known:
-        try:
-            roster = json.loads((runs_dir / STAGE_ROSTERS / f"{stage}.json")
-                                .read_text(encoding="utf-8"))["instances"]
-        except (OSError, ValueError, KeyError, TypeError):
-            continue
-        tables.append(_table(runs_dir, stage, roster))
+        roster = _roster(runs_dir, stage)
+        if roster:
+            tables.append(_table(runs_dir, stage, roster))
     return tables
 
 
