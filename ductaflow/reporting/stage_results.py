@@ -162,7 +162,7 @@ def results(stage: str | Sequence[str] | None = None, *,
     named = [stage] if isinstance(stage, str) else list(stage or [])
     tables = stage_tables(runs, named)
     frames = [pd.DataFrame([t.cells(r) for r in t.rows], columns=t.columns) for t in tables]
-    if len(named) == 1:
+    if len(named) == 1 and frames:
         frame = frames[0]
     else:
         for table, piece in zip(tables, frames, strict=True):
