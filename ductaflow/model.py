@@ -70,6 +70,21 @@ class Table:
 
 
 @dataclass(frozen=True)
+class FanIn:
+    """A config value that named every instance of a stage with a glob.
+
+    ``path`` locates the value in the config (keys and list indices): the list the
+    flow receives. ``pattern`` is the glob as typed (several, comma-separated, when a
+    list held more than one); ``matched`` the paths it stands for now, relative to
+    the runs folder, in table order.
+    """
+
+    path: tuple[str | int, ...]
+    pattern: str
+    matched: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class Instance:
     """One enabled row, rendered: where it runs, with what, after whom.
 
@@ -80,7 +95,8 @@ class Instance:
     ``depends_on`` holds the keys of the instances it reads from; ``inputs`` the
     project files (outside the runs directory, POSIX, relative to the project root)
     its config names; ``references`` the paths inside the runs directory (POSIX,
-    relative to the runs directory) it names.
+    relative to the runs directory) it names; ``fan_ins`` its values that a glob
+    over instance names expanded.
     """
 
     stage: str
@@ -91,6 +107,7 @@ class Instance:
     inputs: tuple[str, ...] = ()
     references: tuple[str, ...] = ()
     row: Row | None = None
+    fan_ins: tuple[FanIn, ...] = ()
 
     @property
     def key(self) -> str:

@@ -12,6 +12,8 @@ from typing import Any
 
 from ductaflow.errors import UsageError
 from ductaflow.model import Action
+from ductaflow.planning.project import relative
+from ductaflow.planning.reasons import listed
 from ductaflow.reporting.progress import (
     COLOURS,
     count,
@@ -51,8 +53,21 @@ def _dry_run(args: argparse.Namespace, tables: list[str]) -> int:
                     force=args.force, select=args.select)
     console = new_console()
     console.print(plan_headline(the_plan))
-    print_lines(console, [decision_line(d) for d in the_plan.decisions])
+    runs = relative(the_plan.runs_dir, the_plan.project_root) or the_plan.runs_dir.as_posix()
+    lines = []
+    for decision in the_plan.decisions:
+        lines.append(decision_line(decision))
+        lines += [_fan_in_line(fan_in, runs) for fan_in in decision.instance.fan_ins]
+    print_lines(console, lines)
     return 0
+
+
+def _fan_in_line(fan_in: Any, runs: str) -> str:
+    """``fan-in runs/model/*/x.csv: 3 instances (model/a, model/b, model/c)``."""
+    keys = list(dict.fromkeys("/".join(p.split("/")[:2]) for p in fan_in.matched))
+    patterns = ", ".join(f"{runs}/{p}" for p in fan_in.pattern.split(", "))
+    return (f"      fan-in {patterns}: {count(len(keys), 'instance')} "
+            f"({listed(keys)})")
 
 
 def results_from_cli(runs_dir: Path, stages: list[str], fmt: str | None,

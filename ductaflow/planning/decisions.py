@@ -6,7 +6,9 @@ Reads the runs folder's records, never writes. The wording of each reason is in
 Decisions (``decide``)
     Reasons, in this order: ``forced``, ``new``, ``last run incomplete``, ``last
     run failed``, ``config changed: k old -> new, ...``, ``code changed: f, ...``,
-    ``input changed: p, ...``, ``missing output: p, ...``, ``upstream ran: k, ...``.
+    ``input changed: p, ...``, ``inputs changed: + p, - p, ...`` (the paths a fan-in
+    glob stands for, as a set: reordered rows change nothing), ``missing output: p,
+    ...``, ``upstream ran: k, ...``.
     Without a valid record only ``forced`` and ``new``/``last run incomplete``
     apply. Values in ``config changed`` are shown as JSON, except strings, shown
     bare unless empty, padded or looking like another JSON value; ``(unset)`` marks
@@ -22,13 +24,14 @@ Decisions (``decide``)
 from __future__ import annotations
 
 import difflib
+import posixpath
 from collections.abc import Mapping, Sequence
 from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Any, NamedTuple
 
 from ductaflow.errors import UsageError
-from ductaflow.model import Decision, Instance
+from ductaflow.model import Decision, FanIn, Instance
 from ductaflow.planning.project import Project
 from ductaflow.planning.reasons import config_changes, listed
 from ductaflow.run_folder import records
@@ -104,10 +107,14 @@ class _Judge:
             return [*reasons, "last run incomplete" if killed else "new"]
         if record["status"] == "error":
             reasons.append("last run failed")
+        config, saved = inst.config, record["config"]
+        if inst.fan_ins:
+            config, saved = _fan_ins_set_aside(inst.fan_ins, config, saved)
         checks = (
-            ("config changed", config_changes(inst.config, record["config"])),
+            ("config changed", config_changes(config, saved)),
             ("code changed", _code_changes(inst, record, self.project)),
             ("input changed", _input_changes(inst, record, self.project)),
+            ("inputs changed", _fan_in_changes(inst, record["config"], self.project)),
             ("missing output", self.missing_outputs(key)),
             ("upstream ran", self.upstream_changes(inst, record)),
         )
@@ -158,6 +165,74 @@ def _input_changed(path: str, saved: Any, project: Project) -> bool:
     if info.st_mtime_ns == saved.get("mtime_ns"):
         return False
     return project.sha256(path) != saved.get("sha256")
+
+
+def _fan_in_changes(inst: Instance, saved: Any, project: Project) -> list[str]:
+    """``+ path`` / ``- path`` for each path a fan-in list gained or lost since the run
+    (its order does not count: a table's rows reordered rerun nothing)."""
+    changes = []
+    for fan_in in inst.fan_ins:
+        old = _strings(_at(saved, fan_in.path))
+        new = _strings(_at(inst.config, fan_in.path))
+        changes += [f"+ {_shown(p, project)}" for p in new if p not in old]
+        changes += [f"- {_shown(p, project)}" for p in old if p not in new]
+    return changes
+
+
+def _fan_ins_set_aside(fan_ins: Sequence[FanIn], config: Any, saved: Any) -> tuple[Any, Any]:
+    """Both configs with each fan-in's list left out (where the saved config has it):
+    its changes are ``inputs changed``, not ``config changed``."""
+    for fan_in in fan_ins:
+        if _at(saved, fan_in.path) is not _MISSING:
+            config = _replaced(config, fan_in.path)
+            saved = _replaced(saved, fan_in.path)
+    return config, saved
+
+
+_MISSING: Any = object()
+
+
+def _at(value: Any, path: Sequence[str | int]) -> Any:
+    """The value at a path of keys and list indices, ``_MISSING`` when there is none."""
+    for step in path:
+        if isinstance(value, dict) and isinstance(step, str) and step in value:
+            value = value[step]
+        elif isinstance(value, list) and isinstance(step, int) and step < len(value):
+            value = value[step]
+        else:
+            return _MISSING
+    return value
+
+
+def _replaced(value: Any, path: Sequence[str | int]) -> Any:
+    """A copy of ``value`` (along ``path`` only) with the value at ``path`` made None."""
+    if not path:
+        return None
+    step, rest = path[0], path[1:]
+    copy = dict(value) if isinstance(value, dict) else list(value)
+    copy[step] = _replaced(copy[step], rest)
+    return copy
+
+
+def _strings(value: Any) -> dict[str, None]:
+    """Every string in a config value, in order, once."""
+    if value is _MISSING:
+        return {}
+    if isinstance(value, str):
+        return {value: None}
+    found: dict[str, None] = {}
+    for item in value.values() if isinstance(value, dict) else \
+            value if isinstance(value, list) else ():
+        found.update(_strings(item))
+    return found
+
+
+def _shown(text: str, project: Project) -> str:
+    """A path of a fan-in as a user sees it from the project root."""
+    if text.startswith("../../"):
+        return project.runs_shown(posixpath.normpath(text[6:]))
+    prefix = project.runs_str + "/"
+    return project.runs_shown(text[len(prefix):]) if text.startswith(prefix) else text
 
 
 def _select(instances: Sequence[Instance],

@@ -42,13 +42,14 @@ import posixpath
 import stat
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Any
 
 from ductaflow.errors import Location, PlanError, TableError, TemplateError
-from ductaflow.model import Instance, Row, Table
+from ductaflow.model import FanIn, Instance, Row, Table
 from ductaflow.planning.project import DRIVE, PathRef, Project
-from ductaflow.planning.reasons import show
+from ductaflow.planning.reasons import listed, show
 from ductaflow.run_folder.files import ConfigFileError, read_config
 from ductaflow.run_folder.names import fold, name_problem
 from ductaflow.tables import templating
@@ -83,6 +84,7 @@ class _Draft:
     base_file: str | None
     refs: list[tuple[str, str]] = field(default_factory=list)  # (runs path, key path)
     inputs: set[str] = field(default_factory=set)
+    globs: list[_Glob] = field(default_factory=list)
 
     @property
     def key(self) -> str:
@@ -108,7 +110,7 @@ def build(tables: Sequence[Table], project: Project) -> list[Instance]:
         stages.setdefault(draft.stage, []).append(draft.name)
     for stage, names in stages.items():
         project.check_inside(stage, names)
-    instances = [_instance(d, known, project) for d in drafts]
+    instances = [_instance(d, known, stages, project) for d in drafts]
     return _topological(instances)
 
 
@@ -283,14 +285,14 @@ def _paths(value: Any, draft: _Draft, project: Project, keys: tuple[str, ...]) -
     kind = type(value)
     if kind is str:
         ref = project.ref(value)
-        return value if ref is None else _use(ref, draft, keys)
+        return value if ref is None else _use(ref, draft, keys, project)
     if kind is dict:
         out = {}
         for key, item in value.items():
             inner = type(item)
             if inner is str:
                 ref = project.ref(item)
-                out[key] = item if ref is None else _use(ref, draft, (*keys, str(key)))
+                out[key] = item if ref is None else _use(ref, draft, (*keys, str(key)), project)
             elif inner in _NUMBERS:
                 out[key] = item
             else:
@@ -307,10 +309,17 @@ def _paths(value: Any, draft: _Draft, project: Project, keys: tuple[str, ...]) -
     return value
 
 
-def _use(ref: PathRef, draft: _Draft, keys: tuple[str, ...]) -> str:
-    """Note what a path in the config refers to; the text the flow receives."""
+def _use(ref: PathRef, draft: _Draft, keys: tuple[str, ...],
+         project: Project) -> str | _Glob:
+    """Note what a path in the config refers to; the text the flow receives (or, for a
+    glob over instance names, a placeholder until every instance is known)."""
     if ref.runs_path is not None:
-        draft.refs.append((ref.runs_path, ".".join(keys)))
+        path = ref.runs_path
+        if "*" in path or "?" in path or "[" in path:
+            glob = _Glob(ref.value, path, ".".join(keys), project.runs_str)
+            draft.globs.append(glob)
+            return glob
+        draft.refs.append((path, ".".join(keys)))
     if ref.input is not None:
         draft.inputs.add(ref.input)
     return ref.value
@@ -381,7 +390,9 @@ class _Flows:
 # --- references to instances --------------------------------------------------------
 
 
-def _instance(draft: _Draft, known: Mapping[str, _Draft], project: Project) -> Instance:
+def _instance(draft: _Draft, known: Mapping[str, _Draft], stages: Mapping[str, list[str]],
+              project: Project) -> Instance:
+    fan_ins = _fan_in(draft, known, stages, project) if draft.globs else ()
     depends: dict[str, None] = {}
     for runs_path, keys in draft.refs:
         parts = runs_path.split("/")
@@ -397,7 +408,102 @@ def _instance(draft: _Draft, known: Mapping[str, _Draft], project: Project) -> I
         draft.stage, draft.name, draft.flow, draft.config, tuple(depends),
         tuple(sorted(draft.inputs)) if draft.inputs else (),
         tuple(sorted({p for p, _ in draft.refs})) if draft.refs else (), draft.row,
+        fan_ins,
     )
+
+
+# --- fan-in: a glob over instance names ------------------------------------------------
+
+
+@dataclass
+class _Glob:
+    """A config value naming instances with a glob, until every instance is known."""
+
+    value: str  # as the flow would receive it unexpanded (``../../model/*/x.csv``)
+    runs_path: str  # relative to the runs folder, glob included
+    keys: str  # the dotted config key, for messages
+    runs_str: str  # the runs folder, for a glob written as an absolute path
+
+    def item(self, runs_path: str) -> str:
+        """One matched path, written as the glob was: relative to the instance folder,
+        or absolute."""
+        if self.value.startswith("../"):
+            return f"../../{runs_path}"
+        return f"{self.runs_str}/{runs_path}"
+
+
+def _fan_in(draft: _Draft, known: Mapping[str, _Draft], stages: Mapping[str, list[str]],
+            project: Project) -> tuple[FanIn, ...]:
+    """Expand the draft's globs into lists of paths, in table order: each match becomes
+    a reference (so a dependency), and the config gets the lists the flow receives."""
+    found: dict[int, list[str] | None] = {}
+    for glob in draft.globs:
+        matched = _matched(glob, draft, known, stages, project)
+        found[id(glob)] = matched
+        for path in matched if matched is not None else [glob.runs_path]:
+            draft.refs.append((path, glob.keys))
+    fan_ins: list[FanIn] = []
+    draft.config = _expanded(draft.config, found, (), fan_ins)
+    return tuple(fan_ins)
+
+
+def _matched(glob: _Glob, draft: _Draft, known: Mapping[str, _Draft],
+             stages: Mapping[str, list[str]], project: Project) -> list[str] | None:
+    """The runs paths a glob stands for, in table order (None: not a glob after all,
+    an instance whose name holds ``[``)."""
+    stage, _, rest = glob.runs_path.partition("/")
+    pattern, _, tail = rest.partition("/")
+    stage_wild = "*" in stage or "?" in stage or ("[" in stage and stage not in stages)
+    name_wild = "*" in pattern or "?" in pattern or (
+        "[" in pattern and f"{stage}/{pattern}" not in known
+        and pattern not in project.folders(stage))
+    tail_wild = "*" in tail or "?" in tail
+    if not (stage_wild or name_wild or tail_wild):
+        return None  # ``[`` in a name that exists: a literal path
+    shown = project.runs_shown(glob.runs_path)
+    where = _origin(draft, glob.keys)
+    if stage_wild or tail_wild or not name_wild:
+        raise PlanError(f"{shown}: only the instance name may be a glob", where,
+                        hint=f"name every instance of a stage like "
+                             f"{project.runs_text}/<stage>/*/<file>")
+    names = [n for n in stages.get(stage, ()) if fnmatchcase(n, pattern)
+             and f"{stage}/{n}" != draft.key]
+    if not names:
+        defined = stages.get(stage)
+        hint = (f"stage {stage!r} defines {listed(defined)}" if defined else
+                f"no table defines stage {stage!r}; folders on disk do not count")
+        raise PlanError(f"{shown} matches no instance", where, hint=hint)
+    return [f"{stage}/{n}/{tail}" if tail else f"{stage}/{n}" for n in names]
+
+
+def _expanded(value: Any, found: Mapping[int, list[str] | None], path: tuple[str | int, ...],
+              fan_ins: list[FanIn]) -> Any:
+    """The config with each glob replaced by its list of paths; a glob inside a list is
+    spliced into it (the flow gets one flat list)."""
+    if isinstance(value, _Glob):
+        matched = found[id(value)]
+        if matched is None:
+            return value.value
+        fan_ins.append(FanIn(path, value.runs_path, tuple(matched)))
+        return [value.item(p) for p in matched]
+    if type(value) is dict:
+        return {k: _expanded(v, found, (*path, k), fan_ins) for k, v in value.items()}
+    if type(value) is not list:
+        return value
+    out: list[Any] = []
+    patterns: list[str] = []
+    matched_all: list[str] = []
+    for item in value:
+        matched = found.get(id(item)) if isinstance(item, _Glob) else None
+        if matched is None:
+            out.append(_expanded(item, found, (*path, len(out)), fan_ins))
+        else:
+            out.extend(item.item(p) for p in matched)
+            patterns.append(item.runs_path)
+            matched_all.extend(matched)
+    if patterns:
+        fan_ins.append(FanIn(path, ", ".join(patterns), tuple(matched_all)))
+    return out
 
 
 def _origin(draft: _Draft, keys: str) -> Location:

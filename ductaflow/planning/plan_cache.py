@@ -25,13 +25,13 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from ductaflow.model import Decision, Instance, Row
+from ductaflow.model import Decision, FanIn, Instance, Row
 from ductaflow.planning.decisions import LastRun
 from ductaflow.planning.planner import Plan, resolve_folders
 from ductaflow.run_folder import records
 from ductaflow.run_folder.files import PLAN_CACHE
 
-FORMAT = 1
+FORMAT = 2
 SETTLE_S = 3.0
 
 
@@ -166,7 +166,8 @@ def _encode(the_plan: Plan) -> dict[str, Any]:
         last = last_runs.get(inst.key)
         decisions.append([inst.stage, inst.name, inst.flow, inst.config, inst.depends_on,
                           inst.inputs, inst.references, coded,
-                          list(last) if last is not None else None])
+                          list(last) if last is not None else None,
+                          [[f.path, f.pattern, f.matched] for f in inst.fan_ins]])
     return {"tables": tables, "decisions": decisions, "partial": the_plan.partial}
 
 
@@ -174,7 +175,7 @@ def _decode(data: Mapping[str, Any], root: Path, runs: Path) -> Plan:
     tables = data["tables"]
     decisions = []
     last_runs = {}
-    for stage, name, flow, config, depends, inputs, references, coded, last in \
+    for stage, name, flow, config, depends, inputs, references, coded, last, fan_ins in \
             data["decisions"]:
         row = None
         if coded is not None:
@@ -182,7 +183,8 @@ def _decode(data: Mapping[str, Any], root: Path, runs: Path) -> Plan:
             file, sheet, row_stage, columns = tables[index]
             row = Row(file, sheet, row_stage, line, values, columns, enabled)
         instance = Instance(stage, name, flow, config, tuple(depends), tuple(inputs),
-                            tuple(references), row)
+                            tuple(references), row,
+                            tuple(FanIn(tuple(p), t, tuple(m)) for p, t, m in fan_ins))
         decisions.append(Decision(instance, False, ()))
         if last is not None:
             last_runs[instance.key] = LastRun(*last)
