@@ -24,9 +24,7 @@ SHEETS = {
     ],
     "report": [
         ["instance", "flow", "demand_files", "title"],
-        ["all", "examples/builds/report.py",
-         '["runs/model/low/demand.csv", "runs/model/central/demand.csv", '
-         '"runs/model/high/demand.csv"]', "Demand by scenario"],
+        ["all", "examples/builds/report.py", "runs/model/*/demand.csv", "Demand by scenario"],
     ],
 }
 
