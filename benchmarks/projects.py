@@ -213,7 +213,7 @@ def write_records(root: Path, tables: list[Path],
     file with its footer; upstream instances first, so consumers remember their run ids.
     """
     from ductaflow.planning.planner import plan
-    from ductaflow.run_folder import provenance, records
+    from ductaflow.run_folder import fingerprints, provenance, records
     from ductaflow.run_folder.files import config_path, footer_line, output_path, write_config
 
     the_plan = plan([str(t) for t in tables], project_root=root)
@@ -242,9 +242,9 @@ def write_records(root: Path, tables: list[Path],
 
     instances = [d.instance for d in the_plan.decisions]
     for instance in instances:
-        code.setdefault(instance.flow, records.code_fingerprint(root, [instance.flow]))
+        code.setdefault(instance.flow, fingerprints.code_fingerprint(root, [instance.flow]))
         for path in instance.inputs:
-            inputs.setdefault(path, records.file_fingerprint(root / path))
+            inputs.setdefault(path, fingerprints.file_fingerprint(root / path))
         run_ids[instance.key] = records.new_run_id()
     done = 0
     with ThreadPoolExecutor(32) as pool:  # write_record fsyncs: wait on the disk in parallel

@@ -8,6 +8,11 @@ variables; each is set by one process and read by another:
     Set by a worker before it runs a flow (``execution.instance``). Read by
     ``run_notebook`` inside a build's kernel (where relative flows are found, the
     ``_project_root`` it injects) and by ``ductaflow debug``.
+``DUCTAFLOW_RUNS_DIR``
+    Set by a worker before it runs a flow (``execution.instance``). Read where a
+    flow's process lists the project modules it imported
+    (``run_folder.fingerprints.project_modules``): the runs folder holds outputs, not
+    code.
 ``DUCTAFLOW_FLOWS_MANIFEST``
     Set by a worker for the duration of its flow (``execution.instance``). Read by
     ``run_notebook`` inside a build's kernel: each flow the build runs is noted there,
@@ -21,6 +26,10 @@ variables; each is set by one process and read by another:
     Set to ``1`` by the script runner for the flow it starts (``execution.script``).
     Read by ``load_cli_config`` in that flow: the runner captures the output and writes
     the footer, so the flow does not.
+``DUCTAFLOW_MODULES_FILE``
+    Set by the script runner for the flow it starts (``execution.script``), read and
+    removed by the runner inside that process before the flow runs: where it writes
+    the project modules the flow imported, for the flow's record.
 
 Standard library only, and nothing at import: flows import it through ``flow``.
 """
@@ -29,3 +38,5 @@ PROJECT_ROOT = "DUCTAFLOW_PROJECT_ROOT"
 FLOWS_MANIFEST = "DUCTAFLOW_FLOWS_MANIFEST"
 KERNEL_SERVER = "DUCTAFLOW_KERNEL_SERVER"
 CAPTURED_BY_PARENT = "DUCTAFLOW_CAPTURED_BY_PARENT"
+RUNS_DIR = "DUCTAFLOW_RUNS_DIR"
+MODULES_FILE = "DUCTAFLOW_MODULES_FILE"

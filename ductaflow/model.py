@@ -124,6 +124,20 @@ class Instance:
         """The flow file's name without suffix: the stem of every file it leaves."""
         return self.flow.rsplit("/", 1)[-1].rsplit(".", 1)[0]
 
+    @property
+    def upstream_reads(self) -> dict[str, list[str]]:
+        """The paths it names inside other instances' folders, by instance key: what it
+        reads of theirs, fingerprinted when it runs so the next plan can compare."""
+        reads: dict[str, list[str]] = {}
+        own = self.key
+        for path in self.references:
+            parts = path.split("/", 2)
+            if len(parts) >= 2:
+                key = f"{parts[0]}/{parts[1]}"
+                if key != own:
+                    reads.setdefault(key, []).append(path)
+        return reads
+
 
 @dataclass(frozen=True)
 class Decision:
@@ -132,11 +146,12 @@ class Decision:
     instance: Instance
     run: bool
     reasons: tuple[str, ...] = ()
+    skip_note: str = ""  # a skip's own wording, e.g. after an early cutoff
 
     @property
     def reason(self) -> str:
-        """The reasons as one line, or ``up to date``."""
-        return "; ".join(self.reasons) if self.reasons else "up to date"
+        """The reasons as one line, or ``up to date`` (or the skip's own note)."""
+        return "; ".join(self.reasons) if self.reasons else self.skip_note or "up to date"
 
 
 @dataclass(frozen=True)

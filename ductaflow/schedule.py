@@ -225,8 +225,8 @@ def skipped_result(decision: Decision, the_plan: Plan) -> RunResult:
     instance = decision.instance
     last = the_plan.last_runs.get(instance.key)
     if last is None:
-        return RunResult.of(instance, Action.SKIPPED, None, "up to date")
+        return RunResult.of(instance, Action.SKIPPED, None, decision.reason)
     return RunResult.of(instance, Action.SKIPPED,
                         Status(last.status) if last.status in records.STATUSES else None,
-                        "up to date", last.duration_s, started_at=last.started_at,
+                        decision.reason, last.duration_s, started_at=last.started_at,
                         ended_at=last.ended_at)

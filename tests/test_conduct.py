@@ -114,9 +114,14 @@ def test_deleted_upstream_output_reruns_producer_and_consumers(tmp_path, monkeyp
     go(root, monkeypatch)
     (root / "runs/prep/B/out.csv").unlink()
     results, ran = go(root, monkeypatch)
-    assert ran == ["model/B", "prep/B"]
-    assert reasons(results) == {"prep/B": "missing output: runs/prep/B/out.csv",
-                                "model/B": "upstream ran: prep/B"}
+    assert ran == ["prep/B"]  # it wrote the same bytes again: its consumer stops there
+    assert reasons(results) == {"prep/B": "missing output: runs/prep/B/out.csv"}
+    assert results["model/B"].reason == ("up to date (prep/B ran; what this reads is "
+                                         "unchanged)")
+    (root / "runs/prep/B/out.csv").write_text("B,7.0\n", encoding="utf-8")  # by hand
+    results, ran = go(root, monkeypatch)
+    assert ran == ["model/B"]
+    assert reasons(results) == {"model/B": "upstream output changed: runs/prep/B/out.csv"}
 
 
 def test_failure_blocks_only_dependents_then_reruns_as_failed(tmp_path, monkeypatch):

@@ -196,11 +196,19 @@ def test_a_fan_in_row_reads_every_match_and_reruns_only_when_the_set_changes(
 
 
 @pytest.mark.kernel
-def test_a_missing_upstream_output_reruns_its_producer_first(project: Path) -> None:
+def test_a_missing_upstream_output_reruns_its_producer_and_the_same_bytes_stop_there(
+        project: Path) -> None:
     _flows(project)
     tables = _tables(project, "west,1,1\neast,2,1\n")
     _conduct(project, tables)
     os.remove(project / "runs" / "model" / "east" / "demand.csv")
-    ran = _conduct(project, tables)
-    assert ran == {"model/east": "missing output: runs/model/east/demand.csv",
-                   "summary/all": "upstream ran: model/east"}
+    plan = _plan(project, tables)
+    assert plan["summary/all"].reason == "upstream ran: model/east"
+    results = {r.key: r for r in ductaflow.conduct(tables, project_root=project, mode="script",
+                                                    progress=False)}
+    assert results["model/east"].reason == "missing output: runs/model/east/demand.csv"
+    assert results["model/east"].action == "ran"
+    summary = results["summary/all"]  # east wrote the same bytes again: early cutoff
+    assert summary.action == "skipped" and summary.status == "success"
+    assert summary.reason == "up to date (model/east ran; what this reads is unchanged)"
+    assert _plan(project, tables)["summary/all"].reason == "up to date"

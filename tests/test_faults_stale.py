@@ -2,16 +2,20 @@
 checked against an oracle.
 
 The project has three stages of tiny script flows (``tests/data/fault_node.py``):
-``prep`` (may read ``data/base.txt``), ``model`` (reads some preps), ``summary`` (reads
-some models). Each step makes one random edit — change a value (also to the same number
-written differently), add, disable or re-enable a row, rewire a row's inputs, edit a
-flow, delete an output some row reads, make an instance fail or succeed again, change
-or merely touch the input file, or nothing — then checks that:
+``prep`` (may read ``data/base.txt``), ``model`` (reads some preps, and imports the
+project module ``flows/walklib.py``), ``summary`` (reads some models). Each step makes
+one random edit — change a value (also to the same number written differently), add,
+disable or re-enable a row, rewire a row's inputs, edit a flow (its output changes) or
+only a comment in it (its output does not: the consumers stop there), edit the
+imported module, delete an output some row reads, edit one by hand, make an instance
+fail or succeed again, change or merely touch the input file, or nothing — then checks
+that:
 
-- the planner's "to run" set is the oracle's stale set, before the conduct;
-- exactly those ran (each once), failed or were blocked, and the rest were skipped;
+- the planner's "to run" set is the oracle's, before the conduct;
+- exactly those ran (each once), failed, were blocked or were cut off (their upstream
+  ran and wrote the bytes they read last time), and the rest were skipped;
 - every up-to-date instance's ``out.txt`` is what its current config, code, input file
-  and upstream outputs make (the flow's output is a pure function of them).
+  and upstream outputs on disk make (the flow's output is a pure function of them).
 
 ``DF_WALK_STEPS`` and ``DF_WALK_SEED`` run a longer or another walk locally.
 """
@@ -59,9 +63,10 @@ class Node:
     run_id: int = 0  # 0: never ran
     failed: bool = False
     ran_config: tuple | None = None
-    ran_version: int | None = None
+    ran_code: int | None = None
     ran_base: int | None = None
-    ran_deps: dict[str, int] = field(default_factory=dict)
+    ran_module: int | None = None
+    ran_reads: dict[str, str | None] = field(default_factory=dict)
 
     @property
     def key(self) -> str:
@@ -82,14 +87,22 @@ class World:
         self.root = root
         self.rng = rng
         self.nodes: dict[str, Node] = {}
-        self.version = dict.fromkeys(STAGES, 0)
+        self.version = dict.fromkeys(STAGES, 0)  # in the output
+        self.code = dict.fromkeys(STAGES, 0)  # any edit of the flow, comments too
         self.base_version = 0
+        self.module_version = 0
         self.counter = Counter()
         self.deleted: set[str] = set()  # outputs removed since their producer last ran
+        self.edited: set[str] = set()  # outputs edited by hand since their producer ran
         for folder in ("flows", "scenarios", "data"):
             (root / folder).mkdir(parents=True, exist_ok=True)
         for stage in STAGES:
-            shutil.copy(DATA / "fault_node.py", root / "flows" / f"{stage}.py")
+            text = (DATA / "fault_node.py").read_text(encoding="utf-8")
+            if stage == "model":
+                text = text.replace("text = f\"{tag}=", "from walklib import MARK\n"
+                                    "text = f\"{MARK}{tag}=")
+            (root / "flows" / f"{stage}.py").write_text(text, encoding="utf-8")
+        self.write_module()
         self.write_base()
         for _ in range(3):
             self.add("prep")
@@ -98,6 +111,10 @@ class World:
         self.add("summary")
 
     # --- the project on disk -----------------------------------------------------
+
+    def write_module(self) -> None:
+        (self.root / "flows/walklib.py").write_text(f'MARK = "m{self.module_version}:"\n',
+                                                    encoding="utf-8")
 
     def write_base(self) -> None:
         (self.root / "data/base.txt").write_text(f"base{self.base_version}\n", encoding="utf-8")
@@ -149,7 +166,8 @@ class World:
 
     def edit(self) -> str:
         kinds = ["value", "value", "fail", "fail", "add", "disable", "enable", "inputs",
-                 "flow", "delete", "base", "touch", "toggle-base", "nothing"]
+                 "flow", "comment", "module", "delete", "hand-edit", "base", "touch",
+                 "toggle-base", "nothing"]
         kind = self.rng.choice(kinds)
         nodes = list(self.nodes.values())
         if kind == "value":
@@ -180,22 +198,33 @@ class World:
             node = self.rng.choice([n for n in self.enabled() if n.stage != "prep"] or nodes)
             node.inputs = self.pick_inputs(node.stage)
             return f"inputs {node.key} = {node.inputs}"
-        if kind == "flow":
+        if kind in ("flow", "comment"):
             stage = self.rng.choice(STAGES)
-            self.version[stage] += 1
+            self.code[stage] += 1
             flow = self.root / "flows" / f"{stage}.py"
-            text = re.sub(r"VERSION = \d+", f"VERSION = {self.version[stage]}",
-                          flow.read_text(encoding="utf-8"))
-            flow.write_text(text, encoding="utf-8")
-            return f"flow {stage} v{self.version[stage]}"
-        if kind == "delete":
-            read = sorted({k for n in self.enabled() for k in n.inputs
-                           if (self.root / "runs" / k / "out.txt").exists()})
-            if read:
-                key = self.rng.choice(read)
-                (self.root / "runs" / key / "out.txt").unlink()
-                self.deleted.add(key)
-                return f"delete runs/{key}/out.txt"
+            text = flow.read_text(encoding="utf-8")
+            if kind == "flow":
+                self.version[stage] += 1
+                text = re.sub(r"VERSION = \d+", f"VERSION = {self.version[stage]}", text)
+            flow.write_text(f"{text}# edit {self.code[stage]}\n", encoding="utf-8")
+            return f"{kind} {stage} v{self.version[stage]} c{self.code[stage]}"
+        if kind == "module":
+            self.module_version += 1
+            self.write_module()
+            return f"module m{self.module_version}"
+        read = sorted({k for n in self.enabled() for k in n.inputs
+                       if (self.root / "runs" / k / "out.txt").exists()})
+        if kind == "delete" and read:
+            key = self.rng.choice(read)
+            (self.root / "runs" / key / "out.txt").unlink()
+            self.deleted.add(key)
+            return f"delete runs/{key}/out.txt"
+        if kind == "hand-edit" and read:
+            key = self.rng.choice(read)
+            out = self.root / "runs" / key / "out.txt"
+            out.write_text(out.read_text(encoding="utf-8").strip() + "!\n", encoding="utf-8")
+            self.edited.add(key)
+            return f"hand-edit runs/{key}/out.txt"
         if kind == "base":
             self.base_version += 1
             self.write_base()
@@ -216,52 +245,84 @@ class World:
         return [n for stage in STAGES for n in self.nodes.values()
                 if n.stage == stage and n.enabled]
 
-    def stale(self, node: Node, running: set[str]) -> bool:
+    def disk(self, key: str) -> str | None:
+        """What a reader of ``key`` reads now: its ``out.txt``, as the flow strips it."""
+        out = self.root / "runs" / key / "out.txt"
+        return out.read_text(encoding="utf-8").strip() if out.exists() else None
+
+    def own_reasons(self, node: Node) -> bool:
+        """Stale whatever its upstream wrote: new, failed, config, code, input, module,
+        or an output of it that someone reads is gone."""
         if node.run_id == 0 or node.failed:
             return True
-        if node.config() != node.ran_config or self.version[node.stage] != node.ran_version:
+        if node.config() != node.ran_config or self.code[node.stage] != node.ran_code:
             return True
         if node.base and self.base_version != node.ran_base:
             return True
-        if node.key in self.deleted and self.consumers(node.key):
+        if node.stage == "model" and self.module_version != node.ran_module:
             return True
-        return any(dep in running or self.nodes[dep].run_id != node.ran_deps.get(dep)
-                   for dep in node.inputs)
+        return node.key in self.deleted and bool(self.consumers(node.key))
 
-    def predict(self) -> tuple[set[str], set[str], set[str]]:
-        """(will run, will fail, blocked) in the next conduct."""
-        ran: set[str] = set()
-        failed: set[str] = set()
-        blocked: set[str] = set()
+    def predict(self) -> Prediction:
+        """What the next conduct plans, and what then runs, fails, is blocked or is cut
+        off, following each output as its bytes: what a consumer reads decides."""
+        done = Prediction()
+        after: dict[str, str | None] = {}  # each output once the conduct is over
         for node in self.order():
-            if not self.stale(node, ran | blocked):
+            key = node.key
+            after[key] = self.disk(key)
+            own = self.own_reasons(node)
+            changed = any(dep not in done.planned and self.disk(dep) != node.ran_reads.get(dep)
+                          for dep in node.inputs)
+            if not (own or changed or any(dep in done.planned for dep in node.inputs)):
                 continue
-            if any(dep in failed or dep in blocked for dep in node.inputs):
-                blocked.add(node.key)
-                continue
-            ran.add(node.key)
-            if node.fail:
-                failed.add(node.key)
-        return ran, failed, blocked
+            done.planned.add(key)
+            if any(dep in done.failed or dep in done.blocked for dep in node.inputs):
+                done.blocked.add(key)
+            elif not (own or changed) and all(after[dep] == node.ran_reads.get(dep)
+                                              for dep in node.inputs):
+                done.cut.add(key)
+            else:
+                done.ran.add(key)
+                if node.fail:
+                    done.failed.add(key)
+                else:
+                    after[key] = self.output(node, [after[dep] for dep in node.inputs])
+        return done
 
-    def remember(self, ran: set[str], failed: set[str]) -> None:
+    def remember(self, done: Prediction) -> None:
         for node in self.order():
-            if node.key not in ran:
+            if node.key in done.cut:
+                node.ran_reads = {dep: self.disk(dep) for dep in node.inputs}
+            if node.key not in done.ran:
                 continue
             node.run_id = max(n.run_id for n in self.nodes.values()) + 1
-            node.failed = node.key in failed
+            node.failed = node.key in done.failed
             node.ran_config = node.config()
-            node.ran_version = self.version[node.stage]
+            node.ran_code = self.code[node.stage]
             node.ran_base = self.base_version
-            node.ran_deps = {dep: self.nodes[dep].run_id for dep in node.inputs}
+            node.ran_module = self.module_version
+            node.ran_reads = {dep: self.disk(dep) for dep in node.inputs}
             if not node.failed:
                 self.deleted.discard(node.key)
+                self.edited.discard(node.key)
 
-    def expected_output(self, node: Node) -> str:
+    def output(self, node: Node, reads: list[str | None]) -> str:
         base = f"base{self.base_version}" if node.base else ""
-        parts = ";".join(self.expected_output(self.nodes[dep]) for dep in node.inputs)
-        return (f"{node.key}={json.dumps(number(node.value))}@v{self.version[node.stage]}"
-                f"+{base}[{parts}]")
+        mark = f"m{self.module_version}:" if node.stage == "model" else ""
+        return (f"{mark}{node.key}={json.dumps(number(node.value))}@v{self.version[node.stage]}"
+                f"+{base}[{';'.join(str(r) for r in reads)}]")
+
+
+@dataclass
+class Prediction:
+    """One conduct as the oracle sees it coming."""
+
+    planned: set[str] = field(default_factory=set)  # the plan's "to run"
+    ran: set[str] = field(default_factory=set)  # the flow ran (failed ones too)
+    failed: set[str] = field(default_factory=set)
+    blocked: set[str] = field(default_factory=set)
+    cut: set[str] = field(default_factory=set)  # upstream ran, same bytes: skipped
 
 
 @pytest.fixture
@@ -291,28 +352,29 @@ def test_a_random_walk_of_edits_never_leaves_anything_stale(fast_folder, monkeyp
     log = root / "ran.log"
     monkeypatch.setenv("DF_RUN_LOG", str(log))
     history: list[str] = []
-    reruns = 0
+    reruns = cutoffs = 0
     for step in range(STEPS):
         history.append(world.edit() if step else "start")
         world.write_tables()
         where = f"step {step}, after: {' | '.join(history[-6:])}"
-        ran, failed, blocked = world.predict()
+        done = world.predict()
         planned = plan(world.tables(), project_root=root)
-        assert {d.instance.key for d in planned.to_run} == ran | blocked, where
+        assert {d.instance.key for d in planned.to_run} == done.planned, where
 
         log.unlink(missing_ok=True)
         results = conduct(world.tables(), project_root=root, mode="script", jobs=2,
                           warm=False)
         runs = Counter(log.read_text(encoding="utf-8").split()) if log.exists() else Counter()
         assert all(count == 1 for count in runs.values()), (where, runs)
-        assert set(runs) == ran, (where, sorted(runs), sorted(ran))
+        assert set(runs) == done.ran, (where, sorted(runs), sorted(done.ran))
         actions = {r.key: r.action for r in results}
-        expected = {node.key: Action.FAILED if node.key in failed else Action.RAN
-                    if node.key in ran else Action.BLOCKED if node.key in blocked
+        expected = {node.key: Action.FAILED if node.key in done.failed else Action.RAN
+                    if node.key in done.ran else Action.BLOCKED if node.key in done.blocked
                     else Action.SKIPPED for node in world.order()}
         assert actions == expected, where
-        world.remember(ran, failed)
-        if not (ran or failed or blocked):  # a no-op, so the next one reads the cache
+        cutoffs += len(done.cut)
+        world.remember(done)
+        if not done.planned:  # a no-op, so the next one reads the cache
             hits.clear()
             again = conduct(world.tables(), project_root=root, mode="script", jobs=2,
                             warm=False)
@@ -322,15 +384,16 @@ def test_a_random_walk_of_edits_never_leaves_anything_stale(fast_folder, monkeyp
                 assert hits and hits[0] is not None, f"{where}: the cache was not used"
                 reruns += 1
 
-        still, _, waiting = world.predict()  # failed, blocked, and what reads from them
+        still = world.predict()  # failed, blocked, and what reads from them
         for node in world.order():
-            if node.key in still | waiting:
+            if node.key in still.planned or node.key in world.edited:
                 continue
-            out = root / "runs" / node.key / "out.txt"
-            assert out.read_text(encoding="utf-8").strip() == world.expected_output(node), \
+            out = world.disk(node.key)
+            assert out == world.output(node, [world.disk(d) for d in node.inputs]), \
                 (where, node.key)
     assert len(history) == STEPS
     assert reruns or STEPS < 100, "no step was a no-op: the cache was never walked"
+    assert cutoffs or STEPS < 100, "no early cutoff happened: the walk never tried one"
 
 
 def test_the_public_plan_is_the_function_after_conduct_was_imported():

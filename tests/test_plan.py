@@ -23,7 +23,7 @@ from ductaflow.model import Row, Table
 from ductaflow.planning.decisions import decide
 from ductaflow.planning.instances import build_instances
 from ductaflow.planning.planner import Plan, plan
-from ductaflow.run_folder import records
+from ductaflow.run_folder import fingerprints, records
 from ductaflow.run_folder.files import RECORD
 from ductaflow.run_folder.names import name_problem
 
@@ -88,8 +88,8 @@ def _finish(p: Plan, status: str = "success", only: set[str] | None = None) -> N
         records.write_record(folder, records.new_record(
             stage=inst.stage, instance=inst.name, flow=inst.flow,
             config={**inst.config, "_project_root": str(p.project_root)},
-            code=records.code_fingerprint(p.project_root, [inst.flow]),
-            inputs=records.input_fingerprints(p.project_root, inst.inputs),
+            code=fingerprints.code_fingerprint(p.project_root, [inst.flow]),
+            inputs=fingerprints.input_fingerprints(p.project_root, inst.inputs),
             upstream=records.upstream_run_ids(p.runs_dir, inst.depends_on),
             status=status, started_at=records.utc_now(), ended_at=records.utc_now(),
             duration_s=0.1,
@@ -436,7 +436,7 @@ def test_code_change_of_a_flow_a_build_ran(root: Path) -> None:
     _finish(first)
     folder = first.runs_dir / "all" / "x"
     record = records.read_record(folder)
-    record["code"].update(records.code_fingerprint(root, ["flows/step.py"]))
+    record["code"].update(fingerprints.code_fingerprint(root, ["flows/step.py"]))
     records.write_record(folder, record)
     assert _reasons(plan(table, project_root=root)) == {"all/x": "up to date"}
     (root / "flows" / "step.py").write_text("changed\n", encoding="utf-8")

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from ductaflow.run_folder import records
+from ductaflow.run_folder import fingerprints, records
 from ductaflow.run_folder.files import FLOWS_MANIFEST, RECORD, STATE_DIR
 
 
@@ -143,12 +143,12 @@ def test_atomic_write_text_keeps_the_old_file_on_failure(tmp_path: Path) -> None
 def test_fingerprints(tmp_path: Path) -> None:
     (tmp_path / "data").mkdir()
     (tmp_path / "data" / "z.csv").write_bytes(b"abc")
-    found = records.input_fingerprints(tmp_path, ["data/z.csv", "data/missing.csv"])
+    found = fingerprints.input_fingerprints(tmp_path, ["data/z.csv", "data/missing.csv"])
     assert list(found) == ["data/z.csv"]
     assert found["data/z.csv"]["size"] == 3
     assert found["data/z.csv"]["sha256"] == (
         "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
-    code = records.code_fingerprint(tmp_path, ["data/z.csv", "flows/none.py"])
+    code = fingerprints.code_fingerprint(tmp_path, ["data/z.csv", "flows/none.py"])
     assert code == {"data/z.csv": found["data/z.csv"]["sha256"], "flows/none.py": ""}
 
 

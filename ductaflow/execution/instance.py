@@ -16,34 +16,42 @@ from typing import Any
 from ductaflow import environment
 from ductaflow.errors import DuctaflowError, FlowError, UsageError
 from ductaflow.model import Action, ExecOptions, Instance, RunResult, Status
-from ductaflow.run_folder import provenance, recorded, records
+from ductaflow.planning.reasons import only_upstream_ran, unchanged_reads
+from ductaflow.run_folder import fingerprints, provenance, recorded, records
 from ductaflow.run_folder.files import FLOWS_MANIFEST, HISTORY, RECORD, STARTED, output_path
 from ductaflow.run_folder.lights import scan_output, worst
 
 
 def execute_instance(instance: Instance, reason: str, options: ExecOptions) -> RunResult:
-    """Run one instance in this process (a fresh worker) and record how it ended."""
+    """Run one instance in this process (a fresh worker) and record how it ended.
+
+    An instance that runs only because its upstream ran is first compared with what
+    it read last time: when that is unchanged, it is skipped (early cutoff).
+    """
     run_dir = instance_dir(options.runs_dir, instance)
+    cut = _early_cutoff(instance, reason, run_dir, options)
+    if cut is not None:
+        return cut
     run_dir.mkdir(parents=True, exist_ok=True)
     upstream = records.upstream_run_ids(options.runs_dir, instance.depends_on)
-    inputs = records.input_fingerprints(options.project_root, instance.inputs)
+    inputs = fingerprints.input_fingerprints(options.project_root, instance.inputs)
+    reads = fingerprints.reference_fingerprints(options.runs_dir, _reads(instance))
     produced_by = options.provenance or provenance.collect(options.project_root)
     started_at, started = records.utc_now(), time.monotonic()
+    code = fingerprints.code_fingerprint(options.project_root, [instance.flow])
     _bookkeeping(run_dir / STARTED, records.write_started, run_dir,
                  {"stage": instance.stage, "instance": instance.name, "flow": instance.flow,
                   "reason": reason})
-    error = _run_flow(instance, run_dir, options)
+    error = _run_flow(instance, run_dir, options, code)
     duration = time.monotonic() - started
     flows = records.read_flows_manifest(run_dir)
     status = Status.ERROR if error else _status_of(run_dir, instance, flows)
     record = records.new_record(
         stage=instance.stage, instance=instance.name, flow=instance.flow,
-        config=instance.config,
-        code=records.code_fingerprint(options.project_root,
-                                    [instance.flow, *(f["flow"] for f in flows)]),
+        config=instance.config, code=_with_flows(code, flows, options.project_root),
         inputs=inputs, upstream=upstream, status=status.value, started_at=started_at,
         ended_at=records.utc_now(), duration_s=duration, flows=flows, reason=reason,
-        provenance=produced_by, error=error)
+        provenance=produced_by, error=error, upstream_files=reads)
     _bookkeeping(run_dir / RECORD, records.write_record, run_dir, record)
     _bookkeeping(run_dir / HISTORY, records.add_history, run_dir, _history_entry(
         record, recorded.instance_values(run_dir, instance.flow_stem)))
@@ -64,20 +72,64 @@ def accept_instance(instance: Instance, reason: str, options: ExecOptions) -> Ru
         return RunResult.of(instance, Action.BLOCKED,
                             None if previous is None else Status.ERROR, f"not accepted: {why}")
     flows = previous.get("flows") or []
+    code = fingerprints.code_fingerprint(options.project_root, dict.fromkeys(
+        [instance.flow, *(f["flow"] for f in flows), *previous["code"]]))
     record = {**previous, **records.new_record(
         stage=instance.stage, instance=instance.name, flow=instance.flow,
-        config=instance.config,
-        code=records.code_fingerprint(options.project_root,
-                                    [instance.flow, *(f["flow"] for f in flows)]),
-        inputs=records.input_fingerprints(options.project_root, instance.inputs),
+        config=instance.config, code=code,
+        inputs=fingerprints.input_fingerprints(options.project_root, instance.inputs),
         upstream=records.upstream_run_ids(options.runs_dir, instance.depends_on),
         status=previous["status"], started_at=previous["started_at"],
         ended_at=previous["ended_at"], duration_s=previous["duration_s"],
-        run_id=previous["run_id"]), "accepted": reason}
+        run_id=previous["run_id"]), "accepted": reason,
+        "upstream_files": fingerprints.reference_fingerprints(options.runs_dir,
+                                                              _reads(instance))}
     records.write_record(run_dir, record)
     return RunResult.of(instance, Action.SKIPPED, Status(previous["status"]),
                         f"accepted: {reason}", float(previous["duration_s"]),
                         started_at=previous["started_at"], ended_at=previous["ended_at"])
+
+
+def _reads(instance: Instance) -> list[str]:
+    return [p for paths in instance.upstream_reads.values() for p in paths]
+
+
+def _with_flows(code: dict[str, str], flows: list[dict], root: Path) -> dict[str, str]:
+    """The instance's code and, for a build, each flow it ran with the modules those
+    imported (as each was when it started; an older manifest line: as it is now)."""
+    for entry in flows:
+        ran = entry.get("code")
+        if isinstance(ran, dict):
+            code.update({k: v for k, v in ran.items() if isinstance(v, str)})
+        elif isinstance(entry.get("flow"), str):
+            code.update(fingerprints.code_fingerprint(root, [entry["flow"]]))
+    return code
+
+
+def _early_cutoff(instance: Instance, reason: str, run_dir: Path,
+                  options: ExecOptions) -> RunResult | None:
+    """Skip an instance that would run only because its upstream ran, when what it
+    reads of the upstream is byte for byte what it read last time; its record then
+    names the new upstream runs, so the next plan finds it up to date."""
+    if not only_upstream_ran(reason):
+        return None
+    record = records.read_record(run_dir)
+    saved = None if record is None else record.get("upstream_files")
+    if record is None or record["status"] == Status.ERROR.value or not isinstance(saved, dict):
+        return None
+    reads = _reads(instance)
+    runs = str(options.runs_dir)
+    if set(reads) != set(saved) or not all(
+            fingerprints.same_as_read(f"{runs}/{p}", saved[p]) for p in reads):
+        return None
+    upstream = records.upstream_run_ids(options.runs_dir, instance.depends_on)
+    ran = [key for key in instance.depends_on if record["upstream"].get(key) != upstream.get(key)]
+    _bookkeeping(run_dir / RECORD, records.write_record, run_dir, {
+        **record, "upstream": upstream,
+        "upstream_files": fingerprints.reference_fingerprints(options.runs_dir, reads)})
+    return RunResult.of(instance, Action.SKIPPED, Status(record["status"]), unchanged_reads(ran),
+                        float(record["duration_s"]), started_at=record["started_at"],
+                        ended_at=record["ended_at"])
 
 
 def _history_entry(record: dict[str, Any], values: dict[str, Any]) -> dict[str, Any]:
@@ -107,10 +159,13 @@ def instance_dir(runs_dir: Path, instance: Instance) -> Path:
     return path
 
 
-def _run_flow(instance: Instance, run_dir: Path, options: ExecOptions) -> str:
-    """Run the flow; return "" on success or the one-line error summary."""
+def _run_flow(instance: Instance, run_dir: Path, options: ExecOptions,
+              code: dict[str, str]) -> str:
+    """Run the flow; return "" on success or the one-line error summary. ``code``
+    receives the project modules it imported."""
     flow = options.project_root / instance.flow
     os.environ[environment.PROJECT_ROOT] = str(options.project_root)
+    os.environ[environment.RUNS_DIR] = str(options.runs_dir)
     os.environ[environment.FLOWS_MANIFEST] = str(run_dir / FLOWS_MANIFEST)
     if options.kernel_server:
         os.environ[environment.KERNEL_SERVER] = options.kernel_server
@@ -118,12 +173,14 @@ def _run_flow(instance: Instance, run_dir: Path, options: ExecOptions) -> str:
         if options.mode == "script":
             from ductaflow.execution.script import run_script
 
-            run_script(flow, instance.config, run_dir, options.project_root, options.timeout)
+            run_script(flow, instance.config, run_dir, options.project_root, options.timeout,
+                       code=code)
         else:
             from ductaflow.execution.notebook import run_notebook
 
             run_notebook(flow, instance.config, run_dir, options.project_root,
-                         options.timeout, export_html=options.export_html)
+                         options.timeout, export_html=options.export_html,
+                         code=code)
     except FlowError as exc:
         return exc.summary
     finally:

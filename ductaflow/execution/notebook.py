@@ -24,7 +24,7 @@ from typing import Any
 from ductaflow import environment
 from ductaflow.errors import FlowError, FlowTimeoutError, KernelDiedError, UsageError
 from ductaflow.execution.kernels import kernel_manager_class
-from ductaflow.run_folder import recorded
+from ductaflow.run_folder import fingerprints, recorded
 from ductaflow.run_folder.files import (
     OutputWriter,
     config_path,
@@ -53,12 +53,14 @@ def run_notebook(
     kernel_name: str = "python3",
     *,
     echo: bool = False,
+    code: dict[str, str] | None = None,
 ) -> Path:
     """Execute one flow in ``execution_dir`` and return the executed notebook's path.
 
     Raises a ``FlowError`` (``FlowTimeoutError``, ``KernelDiedError``) when the flow
     fails; its notebook, output file and config stay on disk. With ``echo`` the
-    flow's output is also shown on this process's stdout as it is printed.
+    flow's output is also shown on this process's stdout as it is printed. ``code``,
+    when given, receives the code that ran (``ran_code``), for the instance's record.
     """
     root = resolve_project_root(project_root)
     flow = resolve_flow(notebook_file, root)
@@ -68,26 +70,43 @@ def run_notebook(
     full_config = {**dict(config or {}), "_project_root": str(root)}
     write_config(config_path(run_dir, stem), full_config)
     recorded.clear(run_dir, stem)
+    started_ns = time.time_ns()
+    flow_code = fingerprints.code_fingerprint(root, [_relative_posix(flow, root)])
     nb = load_flow_notebook(flow, kernel_name)
     out_nb = notebook_path(run_dir, stem)
     if no_execute:
         _prepare_only(nb, out_nb, full_config, kernel_name)
         return out_nb
     started = time.monotonic()
+    modules = {"of": (str(root), os.environ.get(environment.RUNS_DIR))}
     with OutputWriter(output_path(run_dir, stem), echo=echo) as writer:
         try:
-            _execute(nb, out_nb, full_config, run_dir, kernel_name, timeout, writer, stem)
+            _execute(nb, out_nb, full_config, run_dir, kernel_name, timeout, writer, stem,
+                     modules)
         except FlowError as exc:
             footer = footer_line(stem, time.monotonic() - started, exc.summary)
             writer.write_line(footer, echo=False)
-            _after_run(flow, run_dir, out_nb, export_html, "error", root)
+            ran = ran_code(flow_code, root, modules.get("found"), started_ns, code)
+            _after_run(flow, run_dir, out_nb, export_html, "error", root, ran)
             print(footer, flush=True)
             raise
         footer = footer_line(stem, time.monotonic() - started)
         writer.write_line(footer, echo=False)
-    _after_run(flow, run_dir, out_nb, export_html, _light(output_path(run_dir, stem)), root)
+    ran = ran_code(flow_code, root, modules.get("found"), started_ns, code)
+    _after_run(flow, run_dir, out_nb, export_html, _light(output_path(run_dir, stem)), root,
+               ran)
     print(footer, flush=True)
     return out_nb
+
+
+def ran_code(flow_code: dict[str, str], root: Path, modules: list[str] | None,
+             started_ns: int, into: dict[str, str] | None) -> dict[str, str]:
+    """The code one run ran: the flow as it was when the run started, and each project
+    module it imported (``fingerprints.module_fingerprints``); also put ``into``."""
+    code = {**flow_code, **fingerprints.module_fingerprints(root, modules or (), started_ns)}
+    if into is not None:
+        into.update(code)
+    return code
 
 
 def run_step_flow(
@@ -180,7 +199,8 @@ def _prepare_only(nb: Any, out_nb: Path, config: dict, kernel_name: str) -> None
 
 
 def _execute(nb: Any, out_nb: Path, config: dict, run_dir: Path, kernel_name: str,
-             timeout: float | None, writer: OutputWriter, stem: str) -> None:
+             timeout: float | None, writer: OutputWriter, stem: str,
+             modules: dict[str, Any]) -> None:
     """Run the notebook; translate papermill's and nbclient's failures into ours."""
     import papermill
     from nbclient.exceptions import CellTimeoutError, DeadKernelError
@@ -203,7 +223,7 @@ def _execute(nb: Any, out_nb: Path, config: dict, run_dir: Path, kernel_name: st
             timeout_func=None if deadline is None else _remaining(deadline),
             # A flow printing fast can leave IOPub draining past nbclient's 4 s: that
             # is no timeout, and its outputs still arrive.
-            raise_on_iopub_timeout=False,
+            raise_on_iopub_timeout=False, modules=modules,
         )
     except papermill.PapermillExecutionError as exc:
         writer.write_text(_ANSI.sub("", "\n".join(exc.traceback)))
@@ -251,11 +271,11 @@ def _light(output_file: Path) -> str:
 
 
 def _after_run(flow: Path, run_dir: Path, out_nb: Path, export_html: bool, status: str,
-               root: Path) -> None:
+               root: Path, code: dict[str, str]) -> None:
     """Export HTML (also for a failed run: that is when it is read) and note the flow."""
     if export_html and out_nb.exists():
         export_notebook_html(out_nb)
-    _note_in_manifest(flow, run_dir, status, root)
+    _note_in_manifest(flow, run_dir, status, root, code)
 
 
 def export_notebook_html(notebook: Path) -> Path:
@@ -269,7 +289,8 @@ def export_notebook_html(notebook: Path) -> Path:
     return target
 
 
-def _note_in_manifest(flow: Path, run_dir: Path, status: str, root: Path) -> None:
+def _note_in_manifest(flow: Path, run_dir: Path, status: str, root: Path,
+                      code: dict[str, str]) -> None:
     """Inside a build run by the conductor, record each flow it ran for its record.
 
     The conductor points ``DUCTAFLOW_FLOWS_MANIFEST`` at the build's instance
@@ -288,6 +309,7 @@ def _note_in_manifest(flow: Path, run_dir: Path, status: str, root: Path) -> Non
         "execution_dir": _relative_posix(run_dir, instance_dir),
         "status": status,
         "output_file": _relative_posix(output_path(run_dir, flow.stem), instance_dir),
+        "code": code,
     })
 
 

@@ -12,6 +12,8 @@ Imports papermill: load it only on the path that runs a notebook.
 
 from __future__ import annotations
 
+import ast
+import json
 from typing import Any
 
 from nbformat.v4 import new_output
@@ -44,6 +46,28 @@ class CappedNotebookClient(PapermillNotebookClient):
         self.cap = cap
         self.kept = 0
         self.noted = False
+        self.modules_of: tuple[str, str | None] | None = None  # (project root, runs folder)
+        self.modules: list[str] | None = None
+
+    def papermill_execute_cells(self) -> None:
+        """papermill's, then (the kernel still alive, also after a failed cell) ask it
+        which project modules the flow imported: they are code its record keeps."""
+        super().papermill_execute_cells()
+        if self.modules_of is not None:
+            self.modules = self._imported(*self.modules_of)
+
+    def _imported(self, root: str, runs: str | None) -> list[str] | None:
+        expression = ("__import__('json').dumps(__import__('ductaflow.run_folder.fingerprints'"
+                      f", fromlist=['_']).project_modules({root!r}, {runs!r}))")
+        reply = self.wait_for_reply(self.kc.execute(
+            "", silent=True, store_history=False, user_expressions={"modules": expression}))
+        found = ((reply or {}).get("content") or {}).get("user_expressions", {}).get("modules")
+        if not isinstance(found, dict) or found.get("status") != "ok":
+            return None
+        try:
+            return json.loads(ast.literal_eval(found["data"]["text/plain"]))
+        except (KeyError, ValueError, SyntaxError):
+            return None
 
     def output(self, outs: list, msg: dict, display_id: str | None,
                cell_index: int) -> Any:
@@ -88,13 +112,15 @@ class CappedEngine(NBClientEngine):
                                  stdout_file: Any = None, stderr_file: Any = None,
                                  start_timeout: int = 60, execution_timeout: Any = None,
                                  output_file_name: str | None = None,
-                                 save_to: str | None = None, **kwargs: Any) -> Any:
+                                 save_to: str | None = None,
+                                 modules: dict[str, Any] | None = None, **kwargs: Any) -> Any:
         """``save_to``: where the notebook is written before the first cell and again if
         the run ends in an exception. papermill's own saving (with
         ``request_save_on_cell_execute``) writes and validates the whole notebook at
         every cell's start and end, a tenth of a trivial instance's time; the live
         view of a run is its output file, and papermill writes the notebook at the end
-        and on a failed cell."""
+        and on a failed cell. ``modules``: ``{"of": (project root, runs folder)}``, to
+        which the project modules the flow imported are added as ``"found"``."""
         kwargs.pop("input_path", None)
         kwargs.pop("timeout", None)
         client = CappedNotebookClient(
@@ -103,6 +129,8 @@ class CappedEngine(NBClientEngine):
             timeout=execution_timeout, **kwargs)
         if output_file_name:
             client.output_file_name = output_file_name
+        if modules is not None:
+            client.modules_of = modules["of"]
         if save_to:
             write_ipynb(nb_man.nb, save_to)  # a run killed outright still leaves it
         try:
@@ -111,6 +139,9 @@ class CappedEngine(NBClientEngine):
             if save_to:
                 write_ipynb(nb_man.nb, save_to)  # with every output it got
             raise
+        finally:
+            if modules is not None:
+                modules["found"] = client.modules
 
 
 papermill_engines.register(ENGINE_NAME, CappedEngine)

@@ -10,10 +10,13 @@ child, also captures what C libraries and subprocesses print.
 from __future__ import annotations
 
 import codecs
+import contextlib
+import json
 import os
 import runpy
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import traceback
@@ -24,7 +27,7 @@ from typing import Any
 from ductaflow import environment
 from ductaflow.errors import FlowError, FlowTimeoutError, KernelDiedError
 from ductaflow.execution import processes
-from ductaflow.run_folder import recorded
+from ductaflow.run_folder import fingerprints, recorded
 from ductaflow.run_folder.files import (
     OutputWriter,
     config_path,
@@ -45,11 +48,13 @@ def run_script(
     project_root: Path,
     timeout: float | None = None,
     echo: bool = False,
+    code: dict[str, str] | None = None,
 ) -> Path:
     """Run ``flow`` as a script in ``execution_dir``; return the output file's path.
 
     Raises ``FlowError`` (``FlowTimeoutError``, ``KernelDiedError``) like
-    ``run_notebook``; the output file always ends with the footer line.
+    ``run_notebook``; the output file always ends with the footer line. ``code``, when
+    given, receives the code that ran (as ``run_notebook``'s does).
     """
     execution_dir.mkdir(parents=True, exist_ok=True)
     stem = flow.stem
@@ -58,19 +63,47 @@ def run_script(
     recorded.clear(execution_dir, stem)
     command = [sys.executable, "-u", "-m", "ductaflow.execution.script", str(flow),
                "--config", str(cfg), "--output-dir", str(execution_dir)]
+    handle, modules_file = tempfile.mkstemp(prefix="df-modules-", suffix=".json")
+    os.close(handle)
     env = {**os.environ, environment.CAPTURED_BY_PARENT: "1", "PYTHONIOENCODING": "utf-8",
-           "PYTHONUNBUFFERED": "1"}
+           "PYTHONUNBUFFERED": "1", environment.MODULES_FILE: modules_file}
+    started_ns = time.time_ns()
+    flow_code = fingerprints.code_fingerprint(project_root, [_relative(flow, project_root)])
     started = time.monotonic()
-    with OutputWriter(output_path(execution_dir, stem), echo=echo) as writer:
-        proc = subprocess.Popen(command, cwd=project_root, env=env, stdout=subprocess.PIPE,
-                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                **_new_group())
-        processes.register(proc)
-        try:
-            footer = _pump(proc, writer, timeout)
-        finally:
-            processes.unregister(proc)
-        return _conclude(proc, writer, footer, stem, timeout, time.monotonic() - started)
+    try:
+        with OutputWriter(output_path(execution_dir, stem), echo=echo) as writer:
+            proc = subprocess.Popen(command, cwd=project_root, env=env, stdout=subprocess.PIPE,
+                                    stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                    **_new_group())
+            processes.register(proc)
+            try:
+                footer = _pump(proc, writer, timeout)
+            finally:
+                processes.unregister(proc)
+            return _conclude(proc, writer, footer, stem, timeout, time.monotonic() - started)
+    finally:
+        if code is not None:
+            code.update(flow_code)
+            code.update(fingerprints.module_fingerprints(
+                project_root, _read_modules(modules_file), started_ns))
+        with contextlib.suppress(OSError):
+            os.remove(modules_file)
+
+
+def _relative(path: Path, base: Path) -> str:
+    try:
+        return Path(os.path.relpath(path, base)).as_posix()
+    except ValueError:  # another drive on Windows
+        return path.as_posix()
+
+
+def _read_modules(path: str) -> list[str]:
+    """The project modules the runner wrote down; none when it could not."""
+    try:
+        found = json.loads(Path(path).read_text(encoding="utf-8") or "[]")
+    except (OSError, ValueError):
+        return []
+    return [m for m in found if isinstance(m, str)] if isinstance(found, list) else []
 
 
 def _new_group() -> dict[str, Any]:
@@ -158,6 +191,8 @@ def _run_as_main(argv: list[str]) -> int:
     flow = Path(argv[0])
     sys.argv = [str(flow), *argv[1:]]
     sys.path.insert(0, str(flow.parent))
+    modules_file = os.environ.pop(environment.MODULES_FILE, None)
+    root = os.getcwd()  # the project root: the flow may move elsewhere
     started = time.monotonic()
     error = None
     try:
@@ -167,11 +202,20 @@ def _run_as_main(argv: list[str]) -> int:
     except BaseException as exc:  # noqa: BLE001 - any failure of user code is a result
         traceback.print_exc()
         error = f"{type(exc).__name__}: {exc}"
+    if modules_file:
+        _write_modules(modules_file, root)
     sys.stderr.flush()
     sys.stdout.write(_FOOTER_MARK + footer_line(flow.stem, time.monotonic() - started, error)
                      + "\n")
     sys.stdout.flush()
     return 0 if error is None else 1
+
+
+def _write_modules(path: str, root: str) -> None:
+    """Note the project modules the flow imported, for its record; never fail the run."""
+    with contextlib.suppress(Exception):
+        found = fingerprints.project_modules(root, os.environ.get(environment.RUNS_DIR))
+        Path(path).write_text(json.dumps(found), encoding="utf-8")
 
 
 def _exit_error(code: object) -> str | None:

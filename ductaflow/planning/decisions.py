@@ -33,7 +33,7 @@ from typing import Any, NamedTuple
 from ductaflow.errors import UsageError
 from ductaflow.model import Decision, FanIn, Instance
 from ductaflow.planning.project import Project
-from ductaflow.planning.reasons import config_changes, listed
+from ductaflow.planning.reasons import UPSTREAM_RAN, config_changes, listed, unchanged_reads
 from ductaflow.run_folder import records
 
 # --- run or skip ----------------------------------------------------------------------
@@ -94,32 +94,38 @@ class _Judge:
         key = inst.key
         record = records.read_record(self.project.in_runs(inst.run_dir), self.project.records)
         self.last_runs[key] = None if record is None else LastRun.of(record)
-        reasons = self.reasons(inst, key, record)
+        reasons, cut = self.reasons(inst, key, record)
         if reasons:
             self.ran.add(key)
-        return Decision(inst, bool(reasons), tuple(reasons))
+            return Decision(inst, True, tuple(reasons))
+        return Decision(inst, False, (), unchanged_reads(cut) if cut else "")
 
-    def reasons(self, inst: Instance, key: str, record: dict | None) -> list[str]:
+    def reasons(self, inst: Instance, key: str,
+                record: dict | None) -> tuple[list[str], list[str]]:
+        """Why it runs (none: it is up to date), and the upstream that ran since but
+        whose outputs it reads are unchanged (early cutoff)."""
         reasons = ["forced"] if key in self.forced else []
         if record is None:
             folder = self.project.in_runs(inst.run_dir)
             killed = records.is_started(folder) or records.has_record_file(folder)
-            return [*reasons, "last run incomplete" if killed else "new"]
+            return [*reasons, "last run incomplete" if killed else "new"], []
         if record["status"] == "error":
             reasons.append("last run failed")
         config, saved = inst.config, record["config"]
         if inst.fan_ins:
             config, saved = _fan_ins_set_aside(inst.fan_ins, config, saved)
+        changed, ran, cut = self.upstream_changes(inst, record)
         checks = (
             ("config changed", config_changes(config, saved)),
             ("code changed", _code_changes(inst, record, self.project)),
             ("input changed", _input_changes(inst, record, self.project)),
             ("inputs changed", _fan_in_changes(inst, record["config"], self.project)),
+            ("upstream output changed", changed),
             ("missing output", self.missing_outputs(key)),
-            ("upstream ran", self.upstream_changes(inst, record)),
+            (UPSTREAM_RAN, ran),
         )
         reasons += [f"{label}: {listed(items)}" for label, items in checks if items]
-        return reasons
+        return reasons, cut
 
     def missing_outputs(self, key: str) -> list[str]:
         """Paths some instance references inside this one's folder that are gone."""
@@ -130,16 +136,44 @@ class _Judge:
         return [project.runs_shown(p) for p in sorted(paths)
                 if project.stat(project.in_runs(p)) is None]
 
-    def upstream_changes(self, inst: Instance, record: Mapping[str, Any]) -> list[str]:
-        """Upstream that runs now, or ran (or vanished) since this record was written."""
+    def upstream_changes(self, inst: Instance, record: Mapping[str, Any]
+                         ) -> tuple[list[str], list[str], list[str]]:
+        """(upstream outputs it read that changed, upstream that runs now, upstream
+        that ran since but left what it reads unchanged).
+
+        An upstream that runs now may still write the same bytes: the worker looks
+        again before it starts this one (``execution.instance``). A record from before
+        reads were fingerprinted compares upstream runs only."""
         seen = record["upstream"]
-        changed = []
+        saved = record.get("upstream_files")
+        reads = inst.upstream_reads if isinstance(saved, dict) else {}
+        changed: list[str] = []
+        ran: list[str] = []
+        cut: list[str] = []
         for dep in inst.depends_on:
             upstream = self.last_runs.get(dep)
-            if dep in self.ran or upstream is None or seen.get(dep) != upstream.run_id:
-                changed.append(dep)
-        return changed
+            paths = reads.pop(dep, ())
+            if dep in self.ran or upstream is None:
+                ran.append(dep)
+                continue
+            if not isinstance(saved, dict):
+                if seen.get(dep) != upstream.run_id:
+                    ran.append(dep)
+                continue
+            moved = self.moved(paths, saved)
+            if moved:
+                changed += moved
+            elif seen.get(dep) != upstream.run_id:
+                cut.append(dep)
+        for paths in reads.values():  # folders no table defines: read all the same
+            changed += self.moved(paths, saved)
+        return changed, ran, cut
 
+    def moved(self, paths: Sequence[str], saved: Mapping[str, Any]) -> list[str]:
+        """The paths that no longer hold what the last run read (shown from the root)."""
+        project = self.project
+        return [project.runs_shown(p) for p in paths
+                if p not in saved or not project.same_as_read(p, saved[p])]
 
 
 def _code_changes(inst: Instance, record: Mapping[str, Any], project: Project) -> list[str]:

@@ -167,7 +167,8 @@ def _encode(the_plan: Plan) -> dict[str, Any]:
         decisions.append([inst.stage, inst.name, inst.flow, inst.config, inst.depends_on,
                           inst.inputs, inst.references, coded,
                           list(last) if last is not None else None,
-                          [[f.path, f.pattern, f.matched] for f in inst.fan_ins]])
+                          [[f.path, f.pattern, f.matched] for f in inst.fan_ins],
+                          decision.skip_note])
     return {"tables": tables, "decisions": decisions, "partial": the_plan.partial}
 
 
@@ -175,8 +176,8 @@ def _decode(data: Mapping[str, Any], root: Path, runs: Path) -> Plan:
     tables = data["tables"]
     decisions = []
     last_runs = {}
-    for stage, name, flow, config, depends, inputs, references, coded, last, fan_ins in \
-            data["decisions"]:
+    for stage, name, flow, config, depends, inputs, references, coded, last, fan_ins, \
+            note in data["decisions"]:
         row = None
         if coded is not None:
             index, line, values, enabled = coded
@@ -185,7 +186,7 @@ def _decode(data: Mapping[str, Any], root: Path, runs: Path) -> Plan:
         instance = Instance(stage, name, flow, config, tuple(depends), tuple(inputs),
                             tuple(references), row,
                             tuple(FanIn(tuple(p), t, tuple(m)) for p, t, m in fan_ins))
-        decisions.append(Decision(instance, False, ()))
+        decisions.append(Decision(instance, False, (), note))
         if last is not None:
             last_runs[instance.key] = LastRun(*last)
     return Plan(root, runs, tuple(decisions), last_runs, partial=bool(data.get("partial")))

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from ductaflow.errors import PlanError, UsageError
-from ductaflow.run_folder import records
+from ductaflow.run_folder import fingerprints
 
 _URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 DRIVE = re.compile(r"^[A-Za-z]:")
@@ -67,9 +67,21 @@ class Project:
         if path not in self._hashes:
             self.stat(path)  # before reading: a later change then shows in its signature
             try:
-                self._hashes[path] = records.file_sha256(self.root / path)
+                self._hashes[path] = fingerprints.file_sha256(self.root / path)
             except OSError:
                 self._hashes[path] = ""
+        return self._hashes[path]
+
+    def same_as_read(self, runs_path: str, saved: Any) -> bool:
+        """Whether a path inside the runs folder holds what a run read there
+        (``fingerprints.same_as_read``), through this plan's caches."""
+        return fingerprints.same_as_read(self.in_runs(runs_path), saved, self.stat,
+                                         self._runs_sha256)
+
+    def _runs_sha256(self, path: str) -> str:
+        """sha256 of a file by absolute path, once per plan; raises ``OSError``."""
+        if path not in self._hashes:
+            self._hashes[path] = fingerprints.file_sha256(path)
         return self._hashes[path]
 
     def folders(self, stage: str) -> frozenset[str]:

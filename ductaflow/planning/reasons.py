@@ -10,6 +10,7 @@ from typing import Any
 
 from ductaflow.run_folder import records
 
+UPSTREAM_RAN = "upstream ran"
 SHOWN_ITEMS = 5
 SHOWN_CHARS = 40
 _JSON_LIKE = re.compile(r"^(true|false|null|-?\d+(\.\d+)?([eE][-+]?\d+)?)$")
@@ -125,3 +126,16 @@ def listed(items: Sequence[str]) -> str:
     shown = ", ".join(items[:SHOWN_ITEMS])
     more = len(items) - SHOWN_ITEMS
     return f"{shown}, … (+{more} more)" if more > 0 else shown
+
+
+def only_upstream_ran(reason: str) -> bool:
+    """Whether a decision's reason is ``upstream ran: ...`` and nothing else: the one
+    case an unchanged read of the upstream can cut off."""
+    return reason.startswith(UPSTREAM_RAN + ": ") and "; " not in reason
+
+
+def unchanged_reads(ran: Sequence[str]) -> str:
+    """An instance skipped although its upstream ran: ``up to date (prep/low ran; what
+    this reads is unchanged)``."""
+    return f"up to date ({listed(ran)} ran; what this reads is unchanged)" if ran else \
+        "up to date"

@@ -11,8 +11,10 @@ Standard library only: flows running as plain scripts use it too.
 from __future__ import annotations
 
 import json
+import re
 import sys
 import threading
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -97,6 +99,25 @@ def attempt_path(path: Path, attempt: int) -> Path:
     ``model_execution_output.txt`` -> ``model_execution_output.attempt1.txt``."""
     base, dot, suffix = path.name.rpartition(".")
     return path.with_name(f"{base}.attempt{attempt}{dot}{suffix}")
+
+
+_ATTEMPT = re.compile(r"\.attempt\d+(\.|$)")
+
+
+def engine_files(names: Iterable[str], folders: Iterable[str] = ()) -> set[str]:
+    """Which entries of one folder the engine wrote, not a flow: its bookkeeping
+    folder, captured output, executed notebooks and HTML exports (beside their saved
+    config), set-aside attempts. They change with every run, whatever the flow made,
+    so a fingerprint of what a folder holds leaves them out."""
+    names = list(names)
+    stems = {stem_of_config(name) for name in names}
+    own = {STATE_DIR} & set(folders)
+    for name in names:
+        base, _, suffix = name.rpartition(".")
+        if (name.endswith(OUTPUT_SUFFIX) or _ATTEMPT.search(name)
+                or (suffix in ("ipynb", "html") and base in stems)):
+            own.add(name)
+    return own
 
 
 def stem_of_output(name: str) -> str | None:

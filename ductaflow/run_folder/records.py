@@ -41,7 +41,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import hashlib
 import json
 import os
 import tempfile
@@ -83,7 +82,6 @@ _RECORD_CHECKS = tuple(
     (key, frozenset(kind if isinstance(kind, tuple) else (kind,)), kind)
     for key, kind in _RECORD_TYPES.items())
 """(key, the exact types ``json.loads`` gives for it, the types accepted)."""
-_CHUNK = 1 << 20
 _RECORD_READ = 1 << 16
 _O_READ = os.O_RDONLY | getattr(os, "O_BINARY", 0)
 
@@ -132,41 +130,6 @@ def _canonical_dict(value: Mapping[Any, Any]) -> dict[str, Any]:
 
 
 # --- files -----------------------------------------------------------------------
-
-
-def file_sha256(path: str | os.PathLike[str]) -> str:
-    """sha256 hex of a file's bytes, read in chunks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while chunk := handle.read(_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def file_fingerprint(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """``{"size", "mtime_ns", "sha256"}`` of a file, as saved in a record's inputs."""
-    info = os.stat(path)
-    return {"size": info.st_size, "mtime_ns": info.st_mtime_ns, "sha256": file_sha256(path)}
-
-
-def code_fingerprint(project_root: Path, flows: Iterable[str]) -> dict[str, str]:
-    """``{flow: sha256}`` for project-relative POSIX flow paths; ``""`` when missing."""
-    code = {}
-    for flow in flows:
-        try:
-            code[flow] = file_sha256(project_root / flow)
-        except OSError:
-            code[flow] = ""
-    return code
-
-
-def input_fingerprints(project_root: Path, inputs: Iterable[str]) -> dict[str, dict]:
-    """``{path: file_fingerprint}`` for project-relative POSIX paths that exist."""
-    found = {}
-    for path in inputs:
-        with contextlib.suppress(OSError):
-            found[path] = file_fingerprint(project_root / path)
-    return found
 
 
 def _fsync_dir(folder: Path) -> None:
