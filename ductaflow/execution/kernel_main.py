@@ -15,8 +15,9 @@ if __name__ == "__main__":
 
     from ipykernel.kernelapp import IPKernelApp
 
-    from ductaflow.execution.kernels import exit_kernel
+    from ductaflow.execution.kernels import exit_kernel, project_on_path
 
+    project_on_path()
     app = IPKernelApp.instance()
     app.initialize()
     gc.freeze()  # the kernel's own objects; exit_kernel closes only the flow's files

@@ -48,12 +48,14 @@ def warm_supported() -> bool:
 # --------------------------------------------------------------------- the manager
 
 
-def kernel_manager_class(socket_dir: str | None, kernel_log: Path) -> type:
+def kernel_manager_class(socket_dir: str | None, kernel_log: Path,
+                         project_root: Path | None = None) -> type:
     """A kernel manager that keeps the kernel machinery's noise off the terminal.
 
     The kernel process's own stdout and stderr (not the flow's prints, which arrive
     as messages) go to ``kernel_log``. When a kernel fork server is announced in the
-    environment, kernels come from it.
+    environment, kernels come from it. The kernel learns the project root
+    (``project_on_path``).
     """
     from jupyter_client.manager import AsyncKernelManager
     from traitlets import DottedObjectName, default
@@ -81,6 +83,9 @@ def kernel_manager_class(socket_dir: str | None, kernel_log: Path) -> type:
                 self.provisioner = WarmProvisioner(
                     kernel_id=self.kernel_id, kernel_spec=self.kernel_spec, parent=self,
                     server=server, kernel_log=str(kernel_log))
+            if project_root is not None:
+                kw["env"] = {**(kw.get("env") or os.environ),
+                             environment.PROJECT_ROOT: str(project_root)}
             sink = open(kernel_log, "ab")  # noqa: SIM115 - the kernel process holds it
             kw.setdefault("stdout", sink)
             kw.setdefault("stderr", sink)
@@ -403,11 +408,21 @@ def _run_kernel(connection_file: Path, go: int) -> None:
         os.chdir(request["cwd"])
         os.environ.clear()
         os.environ.update(request["env"])
+        project_on_path()
         _watch_pid(int(request["parent"]))
         app.start()
         exit_kernel()
     finally:
         os._exit(0)
+
+
+def project_on_path() -> None:
+    """Put the project root on the kernel's import path, after its first entry: a
+    flow imports the project's own modules (``from lib.demand import x``) in a
+    notebook as it does as a script, wherever the conductor was started."""
+    root = os.environ.get(environment.PROJECT_ROOT)
+    if root and root not in sys.path:
+        sys.path.insert(1 if sys.path else 0, root)
 
 
 def exit_kernel() -> None:

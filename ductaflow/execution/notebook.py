@@ -82,7 +82,7 @@ def run_notebook(
     with OutputWriter(output_path(run_dir, stem), echo=echo) as writer:
         try:
             _execute(nb, out_nb, full_config, run_dir, kernel_name, timeout, writer, stem,
-                     modules)
+                     modules, root)
         except FlowError as exc:
             footer = footer_line(stem, time.monotonic() - started, exc.summary)
             writer.write_line(footer, echo=False)
@@ -200,7 +200,7 @@ def _prepare_only(nb: Any, out_nb: Path, config: dict, kernel_name: str) -> None
 
 def _execute(nb: Any, out_nb: Path, config: dict, run_dir: Path, kernel_name: str,
              timeout: float | None, writer: OutputWriter, stem: str,
-             modules: dict[str, Any]) -> None:
+             modules: dict[str, Any], root: Path) -> None:
     """Run the notebook; translate papermill's and nbclient's failures into ours."""
     import papermill
     from nbclient.exceptions import CellTimeoutError, DeadKernelError
@@ -219,7 +219,7 @@ def _execute(nb: Any, out_nb: Path, config: dict, run_dir: Path, kernel_name: st
             language="python", progress_bar=False, stdout_file=writer, stderr_file=writer,
             start_timeout=60, resources={"metadata": {"path": str(run_dir)}},
             kernel_manager_class=kernel_manager_class(
-                scratch if os.name == "posix" else None, kernel_log),
+                scratch if os.name == "posix" else None, kernel_log, root),
             timeout_func=None if deadline is None else _remaining(deadline),
             # A flow printing fast can leave IOPub draining past nbclient's 4 s: that
             # is no timeout, and its outputs still arrive.
