@@ -74,7 +74,8 @@ def conduct(
     notebook's stop button, stops the running instances (they stay "not done" and
     run next time) and raises ``ConductInterrupted``, whose ``results`` are those so far.
     """
-    settings = _settings(jobs=jobs or os.cpu_count() or 1, fail_fast=fail_fast, wait=wait,
+    settings = _settings(jobs=os.cpu_count() or 1 if jobs is None else jobs,
+                         fail_fast=fail_fast, wait=wait,
                          timeout=timeout, mode=mode, export_html=export_html,
                          executor=executor, scheduler=scheduler, warm=warm,
                          preload=None if preload is None else tuple(preload),
@@ -128,10 +129,26 @@ def _settings(**given: Any) -> ConductSettings:
     settings = ConductSettings(**given)
     if settings.mode not in ("notebook", "script"):
         raise UsageError(f"unknown mode {settings.mode!r}: use notebook or script")
+    _check_number("jobs", settings.jobs, 1, whole=True)
+    _check_number("retries", settings.retries, 0, whole=True)
+    if settings.timeout is not None:
+        _check_number("timeout", settings.timeout, 0, whole=False)
     from ductaflow.execution.startup import check_executor
 
     check_executor(settings.executor)
     return settings
+
+
+def _check_number(name: str, value: Any, low: int, *, whole: bool) -> None:
+    """A count at least ``low``, or a number of seconds above ``low``: never a value
+    that silently means something else (``timeout=0`` as no limit)."""
+    kinds = (int,) if whole else (int, float)
+    fine = isinstance(value, kinds) and not isinstance(value, bool) and (
+        value >= low if whole else low < value < float("inf"))
+    if not fine:
+        wanted = f"a whole number of at least {low}" if whole else \
+            "a number of seconds above 0 (None: no limit)"
+        raise UsageError(f"{name}={value!r}: must be {wanted}")
 
 
 def _ignore(kind: str, payload: Any) -> None:

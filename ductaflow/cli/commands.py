@@ -11,6 +11,7 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import NoReturn
 
 from ductaflow.errors import DuctaflowError, FlowError
 
@@ -43,10 +44,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     """Every command and flag; ``docs/cli.md`` is checked against its ``--help``."""
-    parser = argparse.ArgumentParser(
+    parser = _OneLineParser(
         prog="ductaflow",
         description="Run notebook pipelines across scenarios from a spreadsheet.")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND",
+                                parser_class=_OneLineParser)
     _add_conduct(sub)
     _add_run(sub)
     _add_debug(sub)
@@ -75,9 +77,9 @@ def _add_conduct(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--fail-fast", action="store_true", help="start nothing new after a failure")
     p.add_argument("--no-wait", action="store_true",
                    help="refuse instead of waiting when another conduct holds the runs folder")
-    p.add_argument("--timeout", type=float, default=None, metavar="SECONDS",
+    p.add_argument("--timeout", type=_seconds, default=None, metavar="SECONDS",
                    help="wall-clock limit of one instance")
-    p.add_argument("--retries", type=int, default=0, metavar="N",
+    p.add_argument("--retries", type=_count, default=0, metavar="N",
                    help="run a failed instance up to N more times (flaky resources)")
     p.add_argument("--mode", choices=("notebook", "script"), default="notebook")
     p.add_argument("--html", action=argparse.BooleanOptionalAction, default=False,
@@ -106,7 +108,7 @@ def _add_run(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--mode", choices=("notebook", "script"), default="notebook")
     p.add_argument("--no-execute", action="store_true",
                    help="prepare the folder and a ready notebook, run nothing")
-    p.add_argument("--timeout", type=float, default=None, metavar="SECONDS")
+    p.add_argument("--timeout", type=_seconds, default=None, metavar="SECONDS")
     p.add_argument("--html", action="store_true", help="also write <flow>.html")
     p.set_defaults(handler=_run)
 
@@ -190,10 +192,32 @@ def _new(args: argparse.Namespace) -> int:
     return 0
 
 
+class _OneLineParser(argparse.ArgumentParser):
+    """argparse, with a bad flag told in one line (and where to read more), not after
+    the whole usage."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def _positive_int(text: str) -> int:
     value = int(text)
     if value < 1:
         raise argparse.ArgumentTypeError("must be at least 1")
+    return value
+
+
+def _count(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError("must be 0 or more")
+    return value
+
+
+def _seconds(text: str) -> float:
+    value = float(text)
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError("must be a number of seconds above 0")
     return value
 
 
