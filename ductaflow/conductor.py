@@ -24,7 +24,7 @@ from ductaflow import environment
 from ductaflow.errors import ConductInterrupted, DuctaflowError, UsageError
 from ductaflow.model import ConductSettings, EventHandler, ExecOptions, Results, RunResult
 from ductaflow.planning import plan_cache
-from ductaflow.planning.planner import Plan, planned, resolve_folders
+from ductaflow.planning.planner import Plan, check_strict, planned, resolve_folders
 from ductaflow.run_folder import records
 from ductaflow.run_folder.files import GENERATION, REPORT_HTML, RESULTS_CSV, RESULTS_XLSX
 from ductaflow.run_folder.lock import RunsLock
@@ -54,6 +54,7 @@ def conduct(
     retries: int = 0,
     on_event: EventHandler | None = None,
     progress: bool = True,
+    strict: bool | None = None,
 ) -> Results:
     """Run every instance of the scenario tables that is not up to date.
 
@@ -68,7 +69,8 @@ def conduct(
     column or a cosmetic edit. ``retries`` reruns a failed instance up to that many
     more times (flaky resources); its record lists every attempt. ``progress`` shows
     the plan, live progress and the summary (in a notebook, in the cell's output);
-    ``on_event`` is called with each event as well.
+    ``on_event`` is called with each event as well. ``strict`` refuses a plan with
+    warnings before anything runs (default: ``[tool.ductaflow] strict``).
     Returns one ``RunResult`` per planned instance, in plan order, as ``Results``: a
     list that also gives a pandas DataFrame (``results.to_frame()``). Ctrl-C, or a
     notebook's stop button, stops the running instances (they stay "not done" and
@@ -81,7 +83,7 @@ def conduct(
                          preload=None if preload is None else tuple(preload),
                          accept=accept, retries=retries)
     _refuse_in_flow()
-    planner = _Planner(tables, project_root, runs_dir, stage, force, select)
+    planner = _Planner(tables, project_root, runs_dir, stage, force, select, strict)
     if not progress:
         return _conduct(planner, settings, on_event or _ignore)
     return _conduct_shown(planner, settings, on_event)
@@ -239,8 +241,10 @@ class _Planner:
     nothing the last no-op plan read has changed."""
 
     def __init__(self, tables: Any, project_root: str | os.PathLike, runs_dir: Any,
-                 stage: str | None, force: bool, select: Sequence[str] | None):
+                 stage: str | None, force: bool, select: Sequence[str] | None,
+                 strict: bool | None = None):
         self.tables = tables
+        self.strict = strict
         self.runs_dir = resolve_folders(project_root, runs_dir)[1]
         self.options = {"project_root": project_root, "runs_dir": runs_dir, "stage": stage,
                         "force": force, "select": select}
@@ -254,8 +258,10 @@ class _Planner:
         self.hit = plan_cache.load(self.key) if self.key is not None else None
         if self.hit is not None:
             self.read = dict(self.hit.files)
-            return self.hit.plan
-        found, self.read = planned(self.tables, **self.options)
+            found = self.hit.plan
+        else:
+            found, self.read = planned(self.tables, **self.options)
+        check_strict(found, self.strict)
         return found
 
     def results_current(self) -> bool:

@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ductaflow.errors import Location
+
 
 class Status(str, enum.Enum):
     """The traffic light of a finished instance (docs/concepts.md, "Status and action")."""
@@ -67,6 +69,20 @@ class Table:
     stage: str
     headers: tuple[str, ...]
     rows: tuple[Row, ...]
+
+
+@dataclass(frozen=True)
+class PlanWarning:
+    """Something in the tables that is probably a mistake, told before anything runs
+    (``planning.checks``); an error with ``strict``."""
+
+    message: str
+    location: Location | None = None
+    hint: str | None = None
+
+    def __str__(self) -> str:
+        text = f"{self.location}: {self.message}" if self.location else self.message
+        return f"{text} ({self.hint})" if self.hint else text
 
 
 @dataclass(frozen=True)

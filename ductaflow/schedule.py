@@ -65,6 +65,10 @@ class Schedule:
         for decision in self.plan.decisions:
             if not decision.run:
                 self.results[decision.instance.key] = skipped_result(decision, self.plan)
+                if decision.skip_note:  # cut off at plan time: its record catches up
+                    from ductaflow.execution.instance import cut_off
+
+                    cut_off(decision.instance, self.plan.runs_dir)
         try:
             self.loop()
         except KeyboardInterrupt:

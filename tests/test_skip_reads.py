@@ -204,3 +204,110 @@ def test_code_edited_while_it_runs_reruns_next_time(project: Path, mode: str,
     _conduct(project, tables, mode)
     watcher.join(10)
     assert _dry(project, tables)["act/a"] == f"code changed: {what}"
+
+
+# --- the spurious-rerun matrix: none of these reruns anything ----------------------------
+
+USES = HEADER + """\
+from lib.demand import ELASTICITY
+text = Path(config["prepared"]).read_text(encoding="utf-8")
+zones = Path(config["zones"]).read_text(encoding="utf-8")
+Path("result.txt").write_text(f"{text}{zones}{ELASTICITY}", encoding="utf-8")
+"""
+
+
+def _matrix_project(root: Path) -> list[str]:
+    from openpyxl import Workbook
+
+    for folder in ("flows", "config/flows", "data", "lib"):
+        (root / folder).mkdir(parents=True, exist_ok=True)
+    add_flow(root, "prep", PREP)
+    add_flow(root, "model", USES)
+    (root / "lib/__init__.py").write_text("", encoding="utf-8")
+    (root / "lib/demand.py").write_text("ELASTICITY = 0.5\n", encoding="utf-8")
+    (root / "data/zones.csv").write_text("zone\nnorth\n", encoding="utf-8")
+    book = Workbook()
+    prep = book.active
+    prep.title = "prep"
+    for row in (["instance", "value"], ["low", 1], ["high", 2.5]):
+        prep.append(row)
+    model = book.create_sheet("model")
+    for row in (["instance", "prepared", "zones"],
+                ["low", "runs/prep/low/prepared.csv", "data/zones.csv"],
+                ["high", "runs/prep/high/prepared.csv", "data/zones.csv"]):
+        model.append(row)
+    book.save(root / "scenarios.xlsx")
+    return [str(root / "scenarios.xlsx")]
+
+
+def _touch_all(root: Path) -> None:
+    later = time.time() + 100
+    for path in root.rglob("*"):
+        if path.is_file():
+            import os
+
+            os.utime(path, (later, later))
+
+
+def _resave_workbook(root: Path) -> None:
+    from openpyxl import load_workbook
+
+    book = load_workbook(root / "scenarios.xlsx")
+    book.save(root / "scenarios.xlsx")
+
+
+def _checkout(root: Path) -> None:
+    """What a checkout does: every tracked file written again, same bytes, new times."""
+    import subprocess
+
+    def git(*args: str) -> None:
+        subprocess.run(["git", *args], cwd=root, check=True, capture_output=True,
+                       env={"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t",
+                            "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t",
+                            "PATH": __import__("os").environ["PATH"], "HOME": str(root)})
+
+    (root / ".gitignore").write_text("runs/\n", encoding="utf-8")
+    git("init", "-q")
+    git("add", "-A")
+    git("commit", "-qm", "project")
+    time.sleep(0.05)
+    for path in root.rglob("*"):
+        if path.is_file() and "runs" not in path.parts and ".git" not in path.parts:
+            path.unlink()
+    git("checkout", "--", ".")
+
+
+@pytest.mark.parametrize("edit", ["touch every file", "workbook saved unchanged",
+                                  "git checkout", "project folder moved"])
+def test_the_spurious_rerun_matrix_is_zero(tmp_path: Path, edit: str) -> None:
+    import shutil
+
+    root = tmp_path / "project"
+    tables = _matrix_project(root)
+    _conduct(root, tables)
+    if edit == "touch every file":
+        _touch_all(root)
+    elif edit == "workbook saved unchanged":
+        _resave_workbook(root)
+    elif edit == "git checkout":
+        _checkout(root)
+    else:
+        moved = tmp_path / "renamed"
+        shutil.move(root, moved)
+        root, tables = moved, [str(moved / "scenarios.xlsx")]
+    assert set(_dry(root, tables).values()) == {"up to date"}
+    results = _conduct(root, tables)
+    assert {r.action for r in results.values()} == {Action.SKIPPED}
+
+
+def test_an_upstream_forced_to_rerun_the_same_bytes_reruns_no_reader(tmp_path: Path) -> None:
+    root = tmp_path / "project"
+    tables = _matrix_project(root)
+    _conduct(root, tables)
+    results = _conduct(root, tables, force=True, select=["prep"])
+    assert {k for k, r in results.items() if r.action is Action.RAN} == {"prep/low", "prep/high"}
+    assert _dry(root, tables)["model/low"] == ("up to date (prep/low ran; what this reads is "
+                                               "unchanged)")
+    results = _conduct(root, tables)
+    assert {r.action for r in results.values()} == {Action.SKIPPED}
+    assert set(_dry(root, tables).values()) == {"up to date"}  # its record caught up

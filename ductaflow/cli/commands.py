@@ -75,6 +75,9 @@ def _add_conduct(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--select", action="append", default=None, metavar="PATTERN",
                    help="stage/instance glob; repeatable")
     p.add_argument("--fail-fast", action="store_true", help="start nothing new after a failure")
+    p.add_argument("--strict", action="store_true", default=None,
+                   help="refuse the plan when the tables raise warnings (default: "
+                        "[tool.ductaflow] strict in pyproject.toml)")
     p.add_argument("--no-wait", action="store_true",
                    help="refuse instead of waiting when another conduct holds the runs folder")
     p.add_argument("--timeout", type=_seconds, default=None, metavar="SECONDS",

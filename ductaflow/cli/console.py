@@ -22,6 +22,7 @@ from ductaflow.reporting.progress import (
     new_console,
     plan_headline,
     print_lines,
+    warning_lines,
 )
 
 
@@ -40,7 +41,7 @@ def conduct_from_cli(args: argparse.Namespace) -> int:
             wait=not args.no_wait, timeout=args.timeout, mode=args.mode,
             export_html=args.html, executor=args.executor, scheduler=args.scheduler,
             warm=args.warm, preload=args.preload, accept=args.accept, retries=args.retries,
-            progress=True)
+            progress=True, strict=args.strict)
     except ConductInterrupted:
         return 130  # the view said what was stopped
     return 1 if any(r.action is Action.FAILED for r in results) else 0
@@ -50,14 +51,16 @@ def _dry_run(args: argparse.Namespace, tables: list[str]) -> int:
     from ductaflow.planning.planner import plan
 
     the_plan = plan(tables, project_root=args.project_root, runs_dir=args.runs_dir,
-                    force=args.force, select=args.select)
+                    force=args.force, select=args.select, strict=args.strict)
     console = new_console()
     console.print(plan_headline(the_plan))
+    print_lines(console, warning_lines(the_plan.warnings))
     runs = relative(the_plan.runs_dir, the_plan.project_root) or the_plan.runs_dir.as_posix()
     lines = []
     for decision in the_plan.decisions:
         lines.append(decision_line(decision))
         lines += [_fan_in_line(fan_in, runs) for fan_in in decision.instance.fan_ins]
+    lines += [f"  {key:<28} disabled" for key in the_plan.disabled]
     print_lines(console, lines)
     return 0
 

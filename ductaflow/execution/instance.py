@@ -109,27 +109,38 @@ def _with_flows(code: dict[str, str], flows: list[dict], root: Path) -> dict[str
 def _early_cutoff(instance: Instance, reason: str, run_dir: Path,
                   options: ExecOptions) -> RunResult | None:
     """Skip an instance that would run only because its upstream ran, when what it
-    reads of the upstream is byte for byte what it read last time; its record then
-    names the new upstream runs, so the next plan finds it up to date."""
+    reads of the upstream is byte for byte what it read last time."""
     if not only_upstream_ran(reason):
         return None
+    record = cut_off(instance, options.runs_dir)
+    if record is None:
+        return None
+    return RunResult.of(instance, Action.SKIPPED, Status(record["status"]),
+                        unchanged_reads(record["ran"]), float(record["duration_s"]),
+                        started_at=record["started_at"], ended_at=record["ended_at"])
+
+
+def cut_off(instance: Instance, runs_dir: Path) -> dict[str, Any] | None:
+    """When what the instance reads of its upstream is what it read last time, make
+    its record name the upstream's new runs (so the next plan finds it plainly up to
+    date) and return that record, with ``ran``: the upstream that ran since. None when
+    something it reads changed, or its last run failed."""
+    run_dir = instance_dir(runs_dir, instance)
     record = records.read_record(run_dir)
     saved = None if record is None else record.get("upstream_files")
     if record is None or record["status"] == Status.ERROR.value or not isinstance(saved, dict):
         return None
     reads = _reads(instance)
-    runs = str(options.runs_dir)
     if set(reads) != set(saved) or not all(
-            fingerprints.same_as_read(f"{runs}/{p}", saved[p]) for p in reads):
+            fingerprints.same_as_read(f"{runs_dir}/{p}", saved[p]) for p in reads):
         return None
-    upstream = records.upstream_run_ids(options.runs_dir, instance.depends_on)
+    upstream = records.upstream_run_ids(runs_dir, instance.depends_on)
     ran = [key for key in instance.depends_on if record["upstream"].get(key) != upstream.get(key)]
-    _bookkeeping(run_dir / RECORD, records.write_record, run_dir, {
-        **record, "upstream": upstream,
-        "upstream_files": fingerprints.reference_fingerprints(options.runs_dir, reads)})
-    return RunResult.of(instance, Action.SKIPPED, Status(record["status"]), unchanged_reads(ran),
-                        float(record["duration_s"]), started_at=record["started_at"],
-                        ended_at=record["ended_at"])
+    if ran:
+        _bookkeeping(run_dir / RECORD, records.write_record, run_dir, {
+            **record, "upstream": upstream,
+            "upstream_files": fingerprints.reference_fingerprints(runs_dir, reads)})
+    return {**record, "ran": ran}
 
 
 def _history_entry(record: dict[str, Any], values: dict[str, Any]) -> dict[str, Any]:

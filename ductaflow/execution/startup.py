@@ -123,19 +123,10 @@ def _builds_among(the_plan: Plan) -> bool:
 
 def project_preload(project_root: Path) -> tuple[str, ...]:
     """``[tool.ductaflow] preload = ["pandas"]`` from the project's ``pyproject.toml``."""
-    path = project_root / "pyproject.toml"
-    if not path.is_file():
-        return ()
-    try:
-        import tomllib
-    except ImportError:  # Python 3.10: the same reader, installed as tomli
-        import tomli as tomllib
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return ()
-    modules = data.get("tool", {}).get("ductaflow", {}).get("preload", [])
-    return tuple(m for m in modules if isinstance(m, str))
+    from ductaflow.planning.project import tool_settings
+
+    modules = tool_settings(project_root).get("preload", [])
+    return tuple(m for m in modules if isinstance(m, str)) if isinstance(modules, list) else ()
 
 
 def _module_names(entries: Sequence[str]) -> tuple[str, ...]:

@@ -47,7 +47,8 @@ from pathlib import Path
 from typing import Any
 
 from ductaflow.errors import Location, PlanError, TableError, TemplateError
-from ductaflow.model import FanIn, Instance, Row, Table
+from ductaflow.model import FanIn, Instance, PlanWarning, Row, Table
+from ductaflow.planning import checks
 from ductaflow.planning.project import DRIVE, PathRef, Project
 from ductaflow.planning.reasons import listed, show
 from ductaflow.run_folder.files import ConfigFileError, read_config
@@ -85,18 +86,31 @@ class _Draft:
     refs: list[tuple[str, str]] = field(default_factory=list)  # (runs path, key path)
     inputs: set[str] = field(default_factory=set)
     globs: list[_Glob] = field(default_factory=list)
+    missing: list[tuple[str, str]] = field(default_factory=list)  # (path, key path)
 
     @property
     def key(self) -> str:
         return f"{self.stage}/{self.name}"
 
 
-def build(tables: Sequence[Table], project: Project) -> list[Instance]:
-    """``build_instances`` on a project already open (the planner shares its caches)."""
+@dataclass
+class Findings:
+    """What a plan tells besides its instances: warnings, and the rows left disabled."""
+
+    warnings: list[PlanWarning] = field(default_factory=list)
+    disabled: list[str] = field(default_factory=list)
+
+
+def build(tables: Sequence[Table], project: Project,
+          findings: Findings | None = None) -> list[Instance]:
+    """``build_instances`` on a project already open (the planner shares its caches);
+    ``findings`` receives the warnings and the disabled rows."""
+    findings = findings if findings is not None else Findings()
     _check_stages(tables)
     flows = _Flows(project)
     drafts: list[_Draft] = []
     seen: dict[tuple[str, str], Row] = {}
+    disabled: dict[str, Row] = {}
     for table in tables:
         _check_headers(table)
         for row in table.rows:
@@ -104,6 +118,8 @@ def build(tables: Sequence[Table], project: Project) -> list[Instance]:
                 draft = _draft(row, project, flows)
                 _check_unique(draft, seen)
                 drafts.append(draft)
+            else:
+                _note_disabled(row, project, disabled)
     known = {d.key: d for d in drafts}
     stages: dict[str, list[str]] = {}
     for draft in drafts:
@@ -111,7 +127,40 @@ def build(tables: Sequence[Table], project: Project) -> list[Instance]:
     for stage, names in stages.items():
         project.check_inside(stage, names)
     instances = [_instance(d, known, stages, project) for d in drafts]
+    findings.disabled = [key for key in disabled if key not in known]
+    findings.warnings += _warnings(tables, drafts, flows, project, disabled)
     return _topological(instances)
+
+
+def _note_disabled(row: Row, project: Project, disabled: dict[str, Row]) -> None:
+    """The key a disabled row would have: a row left out can still be read from."""
+    try:
+        disabled[f"{row.stage}/{rendered_row(row, project.runs_text)['instance']}"] = row
+    except TableError:
+        pass  # a disabled row may hold what is not ready yet
+
+
+def _warnings(tables: Sequence[Table], drafts: Sequence[_Draft], flows: _Flows,
+              project: Project, disabled: Mapping[str, Row]) -> list[PlanWarning]:
+    """Per table, its columns and cells; per instance, what its config names."""
+    flow_of = {id(d.row): d.flow for d in drafts}
+    found = []
+    for table in tables:
+        found += checks.column_warnings(table, flows.bases, flow_of)
+        found += checks.cell_warnings(table)
+    for draft in drafts:
+        for path, keys in draft.missing:
+            folder = posixpath.dirname(path)
+            message, hint = checks.missing_file(path, project.listing(folder))
+            found.append(PlanWarning(message, _origin(draft, keys), hint))
+        for runs_path, keys in draft.refs:
+            key = "/".join(runs_path.split("/")[:2])
+            if key in disabled and key != draft.key:
+                found.append(PlanWarning(
+                    f"{project.runs_shown(runs_path)} is in {key}, whose row is disabled: "
+                    "it reads that instance's last outputs", _origin(draft, keys),
+                    f"enable the row ({location(disabled[key])}) to make them again"))
+    return list(dict.fromkeys(found))
 
 
 def base_config_path(flow: str) -> str:
@@ -322,6 +371,8 @@ def _use(ref: PathRef, draft: _Draft, keys: tuple[str, ...],
         draft.refs.append((path, ".".join(keys)))
     if ref.input is not None:
         draft.inputs.add(ref.input)
+    elif ref.missing is not None:
+        draft.missing.append((ref.missing, ".".join(keys)))
     return ref.value
 
 
@@ -330,7 +381,7 @@ class _Flows:
 
     def __init__(self, project: Project):
         self.project = project
-        self._bases: dict[str, tuple[dict[str, Any], str | None]] = {}
+        self.bases: dict[str, tuple[dict[str, Any], str | None]] = {}
         self._defaults: dict[str, tuple[str, dict[str, Any], str | None]] = {}
 
     def resolve(self, row: Row, value: Any) -> tuple[str, dict[str, Any], str | None]:
@@ -343,9 +394,9 @@ class _Flows:
         return self._with_base(self._given(row, value))
 
     def _with_base(self, flow: str) -> tuple[str, dict[str, Any], str | None]:
-        if flow not in self._bases:
-            self._bases[flow] = self._base(flow)
-        return (flow, *self._bases[flow])
+        if flow not in self.bases:
+            self.bases[flow] = self._base(flow)
+        return (flow, *self.bases[flow])
 
     def _given(self, row: Row, value: Any) -> str:
         if not isinstance(value, str) or not value.strip():

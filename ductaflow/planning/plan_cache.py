@@ -25,7 +25,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from ductaflow.model import Decision, FanIn, Instance, Row
+from ductaflow.errors import Location
+from ductaflow.model import Decision, FanIn, Instance, PlanWarning, Row
 from ductaflow.planning.decisions import LastRun
 from ductaflow.planning.planner import Plan, resolve_folders
 from ductaflow.run_folder import records
@@ -169,7 +170,13 @@ def _encode(the_plan: Plan) -> dict[str, Any]:
                           list(last) if last is not None else None,
                           [[f.path, f.pattern, f.matched] for f in inst.fan_ins],
                           decision.skip_note])
-    return {"tables": tables, "decisions": decisions, "partial": the_plan.partial}
+    return {"tables": tables, "decisions": decisions, "partial": the_plan.partial,
+            "warnings": [[w.message, _location(w.location), w.hint] for w in the_plan.warnings],
+            "disabled": list(the_plan.disabled)}
+
+
+def _location(where: Location | None) -> list[Any] | None:
+    return None if where is None else [where.file, where.sheet, where.row, where.column]
 
 
 def _decode(data: Mapping[str, Any], root: Path, runs: Path) -> Plan:
@@ -189,4 +196,7 @@ def _decode(data: Mapping[str, Any], root: Path, runs: Path) -> Plan:
         decisions.append(Decision(instance, False, (), note))
         if last is not None:
             last_runs[instance.key] = LastRun(*last)
-    return Plan(root, runs, tuple(decisions), last_runs, partial=bool(data.get("partial")))
+    warnings = tuple(PlanWarning(message, None if where is None else Location(*where), hint)
+                     for message, where, hint in data.get("warnings", ()))
+    return Plan(root, runs, tuple(decisions), last_runs, partial=bool(data.get("partial")),
+                warnings=warnings, disabled=tuple(data.get("disabled", ())))

@@ -10,10 +10,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ductaflow.model import Decision, Instance, Table
+from ductaflow.errors import TableError
+from ductaflow.model import Decision, Instance, PlanWarning, Table
 from ductaflow.planning.decisions import LastRun, judged
-from ductaflow.planning.instances import build
-from ductaflow.planning.project import Project
+from ductaflow.planning.instances import Findings, build
+from ductaflow.planning.project import Project, tool_settings
 from ductaflow.run_folder import records
 
 # --- the public plan ----------------------------------------------------------------------
@@ -26,7 +27,9 @@ class Plan:
     ``last_runs`` holds, per instance key, the last finished run read while deciding
     (instances that never finished are absent): a skipped instance's light and times.
     ``partial``: a ``--select`` plan, whose decisions are not every instance the
-    tables define.
+    tables define. ``warnings``: what in the tables is probably a mistake
+    (``planning.checks``); ``disabled``: the keys of the rows left out (``enabled``
+    false).
     """
 
     project_root: Path
@@ -34,6 +37,8 @@ class Plan:
     decisions: tuple[Decision, ...]
     last_runs: Mapping[str, LastRun] = field(default_factory=dict)
     partial: bool = False
+    warnings: tuple[PlanWarning, ...] = ()
+    disabled: tuple[str, ...] = ()
 
     @property
     def to_run(self) -> tuple[Decision, ...]:
@@ -65,15 +70,34 @@ class Plan:
 
 def plan(tables: Any, *, project_root: str | os.PathLike[str] = ".",
          runs_dir: str | os.PathLike[str] | None = None, stage: str | None = None,
-         force: bool = False, select: Sequence[str] | None = None) -> Plan:
+         force: bool = False, select: Sequence[str] | None = None,
+         strict: bool | None = None) -> Plan:
     """Plan a conduct without running anything: what runs, what is skipped, and why.
 
     ``tables`` is a table path, a list of them, a pandas DataFrame (name its stage
     with ``stage``) or already read ``Table`` objects. ``runs_dir`` defaults to
     ``<project_root>/runs``; relative paths are taken from the current directory.
+    ``strict`` makes the plan's warnings an error (default: ``[tool.ductaflow]
+    strict`` in the project's ``pyproject.toml``).
     """
-    return planned(tables, project_root=project_root, runs_dir=runs_dir, stage=stage,
-                   force=force, select=select)[0]
+    found = planned(tables, project_root=project_root, runs_dir=runs_dir, stage=stage,
+                    force=force, select=select)[0]
+    check_strict(found, strict)
+    return found
+
+
+def check_strict(the_plan: Plan, strict: bool | None) -> None:
+    """With ``strict`` (None: the project's setting), a plan with warnings is refused:
+    the first warning as the error, and how many more there are."""
+    if not the_plan.warnings or strict is False:
+        return
+    if strict is None and tool_settings(the_plan.project_root).get("strict") is not True:
+        return
+    first = the_plan.warnings[0]
+    more = len(the_plan.warnings) - 1
+    hint = "; ".join(h for h in (first.hint, f"{more} more warnings" if more else "",
+                                 "strict: warnings are errors") if h)
+    raise TableError(first.message, first.location, hint)
 
 
 def planned(tables: Any, *, project_root: str | os.PathLike[str] = ".",
@@ -99,13 +123,15 @@ def _planned(tables: Any, project_root: str | os.PathLike[str],
     for source in sources:
         if isinstance(source, (str, os.PathLike)):
             project.stat(os.path.abspath(source))  # before reading it
-    instances = build(_read(tables, stage), project)
+    findings = Findings()
+    instances = build(_read(tables, stage), project, findings)
     decisions, last_runs = judged(instances, project, force, select)
     read = {os.path.join(root, path): records.signature(info)
             for path, info in project._stats.items()}
     read.update(project.records)
     return Plan(project.root, project.runs, tuple(decisions), last_runs,
-                partial=bool(select)), read
+                partial=bool(select), warnings=tuple(findings.warnings),
+                disabled=tuple(findings.disabled)), read
 
 
 def resolve_folders(project_root: str | os.PathLike[str] = ".",

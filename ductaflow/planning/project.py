@@ -31,6 +31,7 @@ class PathRef:
     value: str
     runs_path: str | None = None  # inside the runs folder, relative to it
     input: str | None = None  # a project file, project-relative
+    missing: str | None = None  # not there, though its folder is (a typo?), project-relative
 
 
 class Project:
@@ -134,9 +135,24 @@ class Project:
             return PathRef(posixpath.join("../..", inside) if inside else "../..", inside)
         info = self.stat(norm)
         if info is None:
-            return None
+            return self._missing(text, norm)
         value = self.up_to_root + norm if self.up_to_root else (self.root / norm).as_posix()
         return PathRef(value, input=norm if stat.S_ISREG(info.st_mode) else None)
+
+    def _missing(self, text: str, norm: str) -> PathRef | None:
+        """A relative path that is not there: worth a warning when its folder is."""
+        folder = posixpath.dirname(norm)
+        info = self.stat(folder) if folder else None
+        if info is None or not stat.S_ISDIR(info.st_mode):
+            return None
+        return PathRef(text, missing=norm)
+
+    def listing(self, folder: str) -> list[str]:
+        """The entries of a project folder, as project-relative paths (for a hint)."""
+        try:
+            return [f"{folder}/{name}" for name in sorted(os.listdir(self.root / folder))]
+        except OSError:
+            return []
 
     def _absolute(self, text: str, path: str) -> PathRef | None:
         absolute = Path(os.path.normpath(path))
@@ -167,3 +183,21 @@ def relative(path: Path, base: Path) -> str | None:
         return path.relative_to(base).as_posix()
     except ValueError:
         return None
+
+
+def tool_settings(project_root: Path) -> dict[str, Any]:
+    """``[tool.ductaflow]`` of the project's ``pyproject.toml`` (``preload``,
+    ``strict``); empty when there is none or it does not parse."""
+    path = Path(project_root) / "pyproject.toml"
+    if not path.is_file():
+        return {}
+    try:
+        import tomllib
+    except ImportError:  # Python 3.10: the same reader, installed as tomli
+        import tomli as tomllib
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    found = data.get("tool", {}).get("ductaflow", {})
+    return found if isinstance(found, dict) else {}

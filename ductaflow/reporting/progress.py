@@ -42,6 +42,13 @@ def escape(text: str) -> str:
     return rich_escape(text)
 
 
+def printable(text: str) -> str:
+    """``text`` on one line: newlines and other control characters shown escaped."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
 def count(n: int, word: str) -> str:
     """``1 instance``, ``2 instances``."""
     return f"{n} {word}" if n == 1 else f"{n} {word}s"
@@ -55,6 +62,21 @@ def plan_headline(the_plan: Any) -> str:
     return (f"plan  {count(len(decisions), 'instance')} in {count(stages, 'stage')}: "
             f"{to_run} to run, {len(decisions) - to_run} up to date   "
             f"({escape(display_path(the_plan.runs_dir))}/)")
+
+
+#: Warnings shown one line each before a plan; past this, how many more.
+SHOWN_WARNINGS = 20
+
+
+def warning_lines(warnings: Any) -> list[str]:
+    """``warning: model.csv, row 1, column C (grwoth): ...``, one line each (control
+    characters escaped), the first ``SHOWN_WARNINGS`` of them."""
+    lines = [f"warning: {printable(str(w))}" for w in warnings[:SHOWN_WARNINGS]]
+    more = len(warnings) - SHOWN_WARNINGS
+    if more > 0:
+        lines.append(f"warning: ... and {more} more (ductaflow conduct --dry-run lists "
+                     "the first ones; --strict refuses them)")
+    return lines
 
 
 def decision_line(decision: Decision) -> str:
@@ -104,6 +126,7 @@ class ConductView:
     def _on_plan(self, the_plan: Any) -> None:
         self.runs_dir = the_plan.runs_dir
         self.console.print(plan_headline(the_plan))
+        print_lines(self.console, warning_lines(the_plan.warnings))
         to_run = [d for d in the_plan.decisions if d.run]
         lines = [decision_line(d) for d in to_run]
         if self.console.is_jupyter and len(lines) > CELL_LINES:
