@@ -47,6 +47,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _OneLineParser(
         prog="ductaflow",
         description="Run notebook pipelines across scenarios from a spreadsheet.")
+    from ductaflow import __version__
+
+    parser.add_argument("--version", action="version", version=f"ductaflow {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND",
                                 parser_class=_OneLineParser)
     _add_conduct(sub)

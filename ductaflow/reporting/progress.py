@@ -19,7 +19,7 @@ from typing import Any
 from ductaflow.model import Action, Decision, RunResult
 from ductaflow.run_folder.files import REPORT_HTML, output_path
 
-COLOURS = {"success": "green", "warning": "dark_orange", "error": "red", "": "grey50"}
+COLOURS = {"success": "green", "warning": "orange3", "error": "red", "": "grey50"}
 
 #: Instances a notebook cell lists before "N more": a cell is not a log file.
 CELL_LINES = 50
