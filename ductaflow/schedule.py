@@ -24,7 +24,7 @@ from ductaflow.model import (
 )
 from ductaflow.planning.planner import Plan
 from ductaflow.run_folder import records
-from ductaflow.run_folder.files import attempt_path, run_files
+from ductaflow.run_folder.files import append_footer, attempt_path, output_path, run_files
 
 #: Least time between two live rewrites of the results and the report.
 LIVE_GAP_S = 1.0
@@ -53,6 +53,7 @@ class Schedule:
         self.failed = False
         self.started_at = time.time()
         self.running_since: dict[str, str] = {}
+        self.started: dict[str, float] = {}  # monotonic start of each running instance
         self.retries = settings.retries
         self.attempts: dict[str, list[dict[str, Any]]] = {}
         self.dirty = False
@@ -101,6 +102,7 @@ class Schedule:
                 self.pending.remove(decision)
                 self.notify("start", decision)
                 self.running_since[decision.instance.key] = records.utc_now()
+                self.started[decision.instance.key] = time.monotonic()
                 self.executor.submit(decision.instance, decision.reason)
                 self.dirty = True
 
@@ -166,8 +168,12 @@ class Schedule:
         """First Ctrl-C: stop running instances, start nothing new, keep what finished."""
         for key in self.executor.stop():
             decision = self.decisions[key]
-            self.results[key] = RunResult.of(decision.instance, Action.FAILED, Status.ERROR,
+            instance = decision.instance
+            self.results[key] = RunResult.of(instance, Action.FAILED, Status.ERROR,
                                              decision.reason, error="Interrupted")
+            append_footer(output_path(self.plan.runs_dir / instance.run_dir, instance.flow_stem),
+                          instance.flow_stem, time.monotonic() - self.started.get(key, 0.0),
+                          "interrupted")
         for decision in list(self.pending):
             self.pending.remove(decision)
             self.results[decision.instance.key] = RunResult.of(

@@ -189,6 +189,10 @@ def test_ctrl_c_on_the_foreground_group_with_two_jobs_stops_both_and_writes_resu
     results = results_by_key(root)
     assert {k: r["action"] for k, r in results.items()} == {
         "act/A": "failed", "act/B": "failed", "act/C": "blocked"}
+    for name in "AB":  # grep "❌ Failed" finds the stopped ones
+        last = (root / f"runs/act/{name}/act_execution_output.txt").read_text(
+            encoding="utf-8").splitlines()[-1]
+        assert last.startswith("❌ Failed act | Time: ") and last.endswith(" | interrupted")
     report = root / "runs/conductor_status_report.html"
     assert report.stat().st_mtime_ns > before
     assert 'http-equiv="refresh"' not in report.read_text(encoding="utf-8")  # final

@@ -11,6 +11,7 @@ Standard library only: flows running as plain scripts use it too.
 from __future__ import annotations
 
 import json
+import os
 import re
 import sys
 import threading
@@ -181,6 +182,21 @@ def footer_line(stem: str, seconds: float, error: str | None = None) -> str:
         return f"✅ Completed {stem} | Time: {seconds:.2f}s"
     error = " ".join(error.split())
     return f"❌ Failed {stem} | Time: {seconds:.2f}s | {error}"
+
+
+def append_footer(path: Path, stem: str, seconds: float, error: str) -> None:
+    """End an output file whose run was stopped from outside (Ctrl-C) with the failed
+    footer, as a run that ended by itself does, so ``grep "❌ Failed"`` finds it."""
+    try:
+        with open(path, "a+b") as handle:
+            handle.seek(0, os.SEEK_END)
+            newline = b""
+            if handle.tell():
+                handle.seek(-1, os.SEEK_END)
+                newline = b"" if handle.read(1) == b"\n" else b"\n"
+            handle.write(newline + (footer_line(stem, seconds, error) + "\n").encode("utf-8"))
+    except OSError:
+        pass  # the folder is gone: nothing to end
 
 
 def is_footer(line: str) -> bool:
