@@ -26,6 +26,10 @@ variables; each is set by one process and read by another:
     Set to ``1`` by the script runner for the flow it starts (``execution.script``).
     Read by ``load_cli_config`` in that flow: the runner captures the output and writes
     the footer, so the flow does not.
+``DUCTAFLOW_DEBUG_RUN``
+    Set to ``1`` by ``load_cli_config --debug`` in its own process (a flow stepped
+    through after a run, ``ductaflow debug``). Read by ``record`` there: a debug run
+    saves no values into the run's folder.
 ``DUCTAFLOW_MODULES_FILE``
     Set by the script runner for the flow it starts (``execution.script``), read and
     removed by the runner inside that process before the flow runs: where it writes
@@ -40,3 +44,4 @@ KERNEL_SERVER = "DUCTAFLOW_KERNEL_SERVER"
 CAPTURED_BY_PARENT = "DUCTAFLOW_CAPTURED_BY_PARENT"
 RUNS_DIR = "DUCTAFLOW_RUNS_DIR"
 MODULES_FILE = "DUCTAFLOW_MODULES_FILE"
+DEBUG_RUN = "DUCTAFLOW_DEBUG_RUN"

@@ -26,6 +26,7 @@ from ductaflow.run_folder.files import (
     ConfigFileError,
     OutputWriter,
     config_path,
+    debug_output_path,
     footer_line,
     output_path,
     read_config,
@@ -70,10 +71,13 @@ def load_cli_config(
 
     Flags: ``--config`` (default ``default_config_path``; relative paths are taken
     from the directory the script was started from), ``--output-dir`` (default:
-    stay here), ``--no-execute``. Injects ``_project_root`` (the start directory),
-    moves into the output folder, saves ``<flow>_config.json`` there and tees all
-    output to ``<flow>_execution_output.txt`` with a footer line at exit, unless
-    ``DUCTAFLOW_CAPTURED_BY_PARENT=1`` says the runner does that itself.
+    stay here), ``--no-execute``, ``--debug``. Injects ``_project_root`` (the start
+    directory), moves into the output folder, saves ``<flow>_config.json`` there and
+    tees all output to ``<flow>_execution_output.txt`` with a footer line at exit,
+    unless ``DUCTAFLOW_CAPTURED_BY_PARENT=1`` says the runner does that itself.
+    ``--debug`` (stepping through a run that already happened, ``ductaflow debug``)
+    leaves the run's own files alone: the output goes to ``<flow>_debug_output.txt``,
+    the config is not saved and ``record`` saves nothing.
     A missing or unreadable ``--config`` file exits with status 2.
     """
     started = time.perf_counter()
@@ -84,13 +88,16 @@ def load_cli_config(
     output_dir = Path(args.output_dir) if args.output_dir else Path.cwd()
     output_dir.mkdir(parents=True, exist_ok=True)
     os.chdir(output_dir)
-    write_config(config_path(Path(), flow), config)
-    if os.environ.get(environment.CAPTURED_BY_PARENT) != "1":  # else the runner cleared
-        from ductaflow.run_folder import recorded
+    if args.debug:
+        os.environ[environment.DEBUG_RUN] = "1"
+        _start_capture(debug_output_path(Path(), flow), flow, started)
+    else:
+        write_config(config_path(Path(), flow), config)
+        if os.environ.get(environment.CAPTURED_BY_PARENT) != "1":  # else the runner did
+            from ductaflow.run_folder import recorded
 
-        recorded.clear(Path(), flow)
-    if os.environ.get(environment.CAPTURED_BY_PARENT) != "1":
-        _start_capture(output_path(Path(), flow), flow, started)
+            recorded.clear(Path(), flow)
+            _start_capture(output_path(Path(), flow), flow, started)
     if unknown:
         print(f"note: ignoring unknown arguments: {' '.join(unknown)}", file=sys.stderr)
     if args.no_execute:
@@ -110,6 +117,8 @@ def _parse_args(
     parser.add_argument(
         "--no-execute", action="store_true", help="prepare the folder and config, then stop"
     )
+    parser.add_argument("--debug", action="store_true",
+                        help="step through a finished run: leave its own files alone")
     args, unknown = parser.parse_known_args(sys.argv[1:])
     args.config_given = args.config is not None
     if args.config is None and default_config_path is not None:
@@ -160,9 +169,10 @@ def record(values: Mapping[str, Any] | None = None, /, **named: Any) -> None:
     given = {**dict(values or {}), **named}
     folder = Path.cwd()
     stem = recorded.flow_stem_here(folder)
-    if stem is None:
+    if stem is None or os.environ.get(environment.DEBUG_RUN) == "1":
         recorded.check_values(given)
-        print(f"note: not in a run folder, so record({', '.join(given)}) saved nothing")
+        where = "a debug run" if stem is not None else "not in a run folder"
+        print(f"note: {where}, so record({', '.join(given)}) saved nothing")
         return
     recorded.write_values(folder, stem, given)
 

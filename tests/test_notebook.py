@@ -273,6 +273,44 @@ def test_debug_prepares_the_notebook_with_the_saved_config(project: Path) -> Non
     assert not any(c.get("outputs") for c in nb["cells"] if c["cell_type"] == "code")
 
 
+DEBUGGED = """\
+# %% tags=["parameters"]
+config = {}
+# %%
+import ductaflow
+from ductaflow import is_notebook_execution, load_cli_config
+if not is_notebook_execution():
+    config = load_cli_config(None, "debugged")
+print("stepping with", config["alpha"])
+ductaflow.record(alpha=config["alpha"])
+"""
+
+
+def test_the_debug_recipe_leaves_the_runs_own_files_alone(project: Path) -> None:
+    import subprocess
+    import sys
+
+    add_flow(project, "debugged", DEBUGGED)
+    done = run_cli("run", "flows/debugged.py", "--output-dir", "runs/d", "--mode", "script",
+                   "--config", str(_write_json(project / "c.json", {"alpha": 3})),
+                   cwd=project)
+    assert done.returncode == 0, done.stderr
+    run_dir = project / "runs/d"
+    before = {p.name: p.read_bytes() for p in run_dir.iterdir() if p.is_file()}
+    shown = run_cli("debug", "runs/d", cwd=project).stdout
+    recipe = next(line for line in shown.splitlines() if "python -m pdb" in line).split()
+    assert recipe[-1] == "--debug"
+    stepped = subprocess.run([sys.executable, *recipe[3:]], cwd=project, capture_output=True,
+                             text=True, encoding="utf-8", timeout=60,
+                             env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])})
+    assert stepped.returncode == 0, stepped.stderr
+    assert "stepping with 3" in stepped.stdout
+    after = {p.name: p.read_bytes() for p in run_dir.iterdir() if p.is_file()}
+    assert {k: v for k, v in after.items() if k in before} == before
+    debug_output = (run_dir / "debugged_debug_output.txt").read_text(encoding="utf-8")
+    assert "stepping with 3" in debug_output and "✅ Completed debugged" in debug_output
+
+
 def test_run_takes_a_config_saved_with_a_bom_as_conduct_does(project: Path) -> None:
     """Notepad saves UTF-8 with a byte order mark: every config reader accepts it."""
     add_flow(project, "nb_hello")

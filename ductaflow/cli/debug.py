@@ -9,7 +9,13 @@ from pathlib import Path
 from ductaflow import environment
 from ductaflow.errors import UsageError
 from ductaflow.execution.notebook import debug_flow, read_saved_config
-from ductaflow.run_folder.files import CONFIG_SUFFIX, config_path, output_path, stem_of_config
+from ductaflow.run_folder.files import (
+    CONFIG_SUFFIX,
+    config_path,
+    debug_output_path,
+    output_path,
+    stem_of_config,
+)
 
 
 def prepare_debug(run_dir: Path, flow: str | None = None) -> list[str]:
@@ -30,11 +36,13 @@ def prepare_debug(run_dir: Path, flow: str | None = None) -> list[str]:
         f"  jupyter lab {_rel(notebook)}",
         *_jupyter_hint(),
         "",
-        "Terminal: step through the flow as a script with pdb:",
-        f"  python -m pdb {script} --config {_rel(config)} --output-dir {_rel(run_dir)}",
+        "Terminal: step through the flow as a script with pdb (--debug: its output goes",
+        f"  to {debug_output_path(Path(), stem)}; the run's own files are untouched):",
+        f"  python -m pdb {script} --config {_rel(config)} --output-dir {_rel(run_dir)}"
+        " --debug",
         "",
         "VS Code:  open the notebook and use 'Debug Cell', or add this entry to",
-        "  .vscode/launch.json (it runs the flow as a script and rewrites the run's output):",
+        "  .vscode/launch.json (it runs the flow as a script, with --debug):",
         *("  " + line for line in _launch_entry(flow_path, root, config, run_dir)),
     ]
 
@@ -99,7 +107,8 @@ def _launch_entry(flow: Path, root: Path, config: Path, run_dir: Path) -> list[s
         "type": "debugpy",
         "request": "launch",
         "program": _workspace(flow, root),
-        "args": ["--config", _workspace(config, root), "--output-dir", _workspace(run_dir, root)],
+        "args": ["--config", _workspace(config, root), "--output-dir", _workspace(run_dir, root),
+                 "--debug"],
         "cwd": "${workspaceFolder}",
         "console": "integratedTerminal",
         "justMyCode": True,

@@ -30,6 +30,8 @@ OUTPUT_CAP_BYTES = 50 * 1024 * 1024
 CONFIG_SUFFIX = "_config.json"
 OUTPUT_SUFFIX = "_execution_output.txt"
 RESULTS_SUFFIX = "_results.json"
+DEBUG_NOTEBOOK_SUFFIX = "_debug.ipynb"
+DEBUG_OUTPUT_SUFFIX = "_debug_output.txt"
 
 # --- the engine's bookkeeping inside each instance folder (records.py reads them) ----
 
@@ -86,7 +88,13 @@ def results_path(run_dir: Path, stem: str) -> Path:
 
 def debug_notebook_path(run_dir: Path, stem: str) -> Path:
     """``<flow>_debug.ipynb``: the flow with the run's config, ready to step through."""
-    return run_dir / f"{stem}_debug.ipynb"
+    return run_dir / f"{stem}{DEBUG_NOTEBOOK_SUFFIX}"
+
+
+def debug_output_path(run_dir: Path, stem: str) -> Path:
+    """``<flow>_debug_output.txt``: what a debug run of the flow printed (the run's own
+    output file is left as the run left it)."""
+    return run_dir / f"{stem}{DEBUG_OUTPUT_SUFFIX}"
 
 
 def run_files(run_dir: Path, stem: str) -> tuple[Path, ...]:
@@ -108,15 +116,16 @@ _ATTEMPT = re.compile(r"\.attempt\d+(\.|$)")
 def engine_files(names: Iterable[str], folders: Iterable[str] = ()) -> set[str]:
     """Which entries of one folder the engine wrote, not a flow: its bookkeeping
     folder, captured output, executed notebooks and HTML exports (beside their saved
-    config), set-aside attempts. They change with every run, whatever the flow made,
-    so a fingerprint of what a folder holds leaves them out."""
+    config), set-aside attempts, what ``ductaflow debug`` leaves. They change with
+    every run, whatever the flow made, so a fingerprint of what a folder holds leaves
+    them out."""
     names = list(names)
     stems = {stem_of_config(name) for name in names}
     own = {STATE_DIR} & set(folders)
     for name in names:
         base, _, suffix = name.rpartition(".")
-        if (name.endswith(OUTPUT_SUFFIX) or _ATTEMPT.search(name)
-                or (suffix in ("ipynb", "html") and base in stems)):
+        if (name.endswith((OUTPUT_SUFFIX, DEBUG_OUTPUT_SUFFIX, DEBUG_NOTEBOOK_SUFFIX))
+                or _ATTEMPT.search(name) or (suffix in ("ipynb", "html") and base in stems)):
             own.add(name)
     return own
 
