@@ -340,3 +340,29 @@ def test_a_locked_results_file_does_not_stop_the_conduct(
     write_results(results, fake_plan(tmp_path, runs, results), running=False, started_at=0.0)
     assert (runs / REPORT_HTML).is_file() and not (runs / RESULTS_XLSX).exists()
     assert "could not write" in caplog.text and RESULTS_XLSX in caplog.text
+
+
+@pytest.mark.kernel
+def test_a_script_run_after_a_notebook_run_links_no_stale_notebook(tmp_path: Path) -> None:
+    import ductaflow
+
+    (tmp_path / "flows").mkdir()
+    (tmp_path / "flows/act.py").write_text(
+        '# %% tags=["parameters"]\nconfig = {}\n# %%\nprint("hi")\n', encoding="utf-8")
+    (tmp_path / "act.csv").write_text("instance,x\na,1\n", encoding="utf-8")
+    runs = tmp_path / "runs"
+
+    def hrefs() -> list[str]:
+        html = (runs / REPORT_HTML).read_text(encoding="utf-8")
+        return [a["href"] for a in Page(html).all("a") if a["href"].startswith("act/")]
+
+    ductaflow.conduct(str(tmp_path / "act.csv"), project_root=tmp_path, progress=False,
+                      export_html=True)
+    assert "act/a/act.html" in hrefs()
+    ductaflow.conduct(str(tmp_path / "act.csv"), project_root=tmp_path, progress=False,
+                      force=True)
+    assert "act/a/act.ipynb" in hrefs()  # the export was not made this time
+    ductaflow.conduct(str(tmp_path / "act.csv"), project_root=tmp_path, progress=False,
+                      force=True, mode="script")
+    assert (runs / "act/a/act.ipynb").is_file()  # kept: nothing is lost
+    assert sorted(hrefs()) == ["act/a/act_config.json", "act/a/act_execution_output.txt"]

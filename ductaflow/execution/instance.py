@@ -51,7 +51,8 @@ def execute_instance(instance: Instance, reason: str, options: ExecOptions) -> R
         config=instance.config, code=_with_flows(code, flows, options.project_root),
         inputs=inputs, upstream=upstream, status=status.value, started_at=started_at,
         ended_at=records.utc_now(), duration_s=duration, flows=flows, reason=reason,
-        provenance=produced_by, error=error, upstream_files=reads)
+        provenance=produced_by, error=error, upstream_files=reads, mode=options.mode,
+        html=options.export_html and options.mode == "notebook")
     _bookkeeping(run_dir / RECORD, records.write_record, run_dir, record)
     _bookkeeping(run_dir / HISTORY, records.add_history, run_dir, _history_entry(
         record, recorded.instance_values(run_dir, instance.flow_stem)))

@@ -269,11 +269,11 @@ def _finished_row(result: RunResult, runs_text: str) -> dict[str, Any]:
         return row
     folder = runs / result.run_dir
     stem = _stem(result.flow)
-    row["links"] = _links(folder, stem, runs)
+    record = records.read_record(folder) or {}
+    row["links"] = _links(folder, stem, runs, record)
     if light in ("error", "warning"):
         row["tail"] = _tail(output_path(folder, stem), TAIL_LINES)
         row["open"] = True
-    record = records.read_record(folder) or {}
     row["provenance"] = _provenance(record)
     row["children"] = _children(folder, record, runs)
     return row
@@ -321,13 +321,19 @@ def _stem(flow: str) -> str:
     return flow.rsplit("/", 1)[-1].rsplit(".", 1)[0]
 
 
-def _links(folder: Path, stem: str, runs: Path) -> list[dict[str, str]]:
-    """Notebook (HTML when exported, else .ipynb), output file and saved config."""
+def _links(folder: Path, stem: str, runs: Path,
+           record: Mapping[str, Any] | None = None) -> list[dict[str, str]]:
+    """Notebook (HTML when exported, else .ipynb), output file and saved config. A
+    notebook or HTML an earlier run left (another mode, or an export since turned off)
+    is not the last run's: its record says what that run made."""
+    record = record or {}
+    files = [("output", output_path(folder, stem)), ("config", config_path(folder, stem))]
+    if record.get("mode") == "script":
+        return _existing(files, runs)
     notebook = html_path(folder, stem)
-    if not notebook.is_file():
+    if record.get("html") is False or not notebook.is_file():
         notebook = notebook_path(folder, stem)
-    return _existing([("notebook", notebook), ("output", output_path(folder, stem)),
-                      ("config", config_path(folder, stem))], runs)
+    return _existing([("notebook", notebook), *files], runs)
 
 
 def _existing(files: Iterable[tuple[str, Path]], runs: Path) -> list[dict[str, str]]:

@@ -17,20 +17,26 @@ Each instance folder ``<runs>/<stage>/<instance>/`` holds a folder ``.ductaflow/
     - ``flow``: the flow file, project-relative POSIX (``flows/model.py``).
     - ``config``: the config it ran with in ``canonical`` form (keys starting ``_``
       dropped, integral floats as ints, keys sorted).
-    - ``code``: ``{flow path: sha256 hex}``, project-relative POSIX: the flow itself
-      and, for a build, every flow it ran (read from ``flows.jsonl``). A file that did
-      not exist is recorded as ``""``.
+    - ``code``: ``{path: sha256 hex}``, project-relative POSIX: the flow itself as its
+      run started and, for a build, every flow it ran (from ``flows.jsonl``), and
+      every project module those imported (``fingerprints``). A file that did not
+      exist is ``""``; a module edited during the run is ``fingerprints.EDITED``.
     - ``inputs``: ``{project-relative POSIX path: {"size", "mtime_ns", "sha256"}}``
       for the project files its config names (``file_fingerprint``).
     - ``upstream``: ``{"stage/name": run_id}`` of each instance it depends on, as they
       were when it ran.
     - ``status``: ``"success"``, ``"warning"`` or ``"error"``.
     - ``started_at``, ``ended_at``: ISO 8601 UTC (``utc_now``); ``duration_s``: float.
-    - any further keys are free-form extras (``provenance``, ``flows``, ...).
+    - ``upstream_files`` (optional: older records lack it): ``{runs path:
+      fingerprint}`` of what it read in other instances' folders, as the run started
+      (``fingerprints.path_fingerprint``): what decides ``upstream output changed``
+      and the early cutoff.
+    - any further keys are free-form extras (``provenance``, ``flows``, ``mode``,
+      ``html``: which files the run made, ...).
 
 ``flows.jsonl``
     For a build, one JSON object per line for each flow it ran:
-    ``{"flow", "execution_dir", "status", "output_file"}`` (``FLOWS_MANIFEST``);
+    ``{"flow", "execution_dir", "status", "output_file", "code"}`` (``FLOWS_MANIFEST``);
     ``flow`` is project-relative POSIX, ``execution_dir`` relative to the build's
     instance folder. Read with ``read_flows_manifest``.
 
