@@ -5,7 +5,9 @@ the kernel server, and the kernels or scripts that run flows. They talk through 
 variables; each is set by one process and read by another:
 
 ``DUCTAFLOW_PROJECT_ROOT``
-    Set by a worker before it runs a flow (``execution.instance``). Read by
+    Set by a worker before it runs a flow (``execution.instance``), by the script
+    runner for its flow, by the kernel manager for its kernel, and by
+    ``load_cli_config`` when not set yet (a flow run as a plain script). Read by
     ``run_notebook`` inside a build's kernel (where relative flows are found, the
     ``_project_root`` it injects) and by ``ductaflow debug``.
 ``DUCTAFLOW_RUNS_DIR``

@@ -28,6 +28,7 @@ from ductaflow.run_folder.files import (
     config_path,
     debug_output_path,
     footer_line,
+    localize_paths,
     output_path,
     read_config,
     write_config,
@@ -83,9 +84,11 @@ def load_cli_config(
     started = time.perf_counter()
     args, unknown = _parse_args(default_config_path, description)
     config = _read_config(args.config, explicit=args.config_given)
-    config["_project_root"] = os.getcwd()
     flow = _flow_name()
     output_dir = Path(args.output_dir) if args.output_dir else Path.cwd()
+    config = localize_paths(config, Path.cwd(), output_dir)  # a base config: as conduct
+    config["_project_root"] = config.get("_project_root") or os.getcwd()
+    os.environ.setdefault(environment.PROJECT_ROOT, config["_project_root"])  # for a build
     output_dir.mkdir(parents=True, exist_ok=True)
     os.chdir(output_dir)
     if args.debug:

@@ -35,3 +35,21 @@ def test_demo_runs_green_and_orange_then_skips(tmp_path: Path) -> None:
     assert again.returncode == 0
     assert all(r["action"] == "skipped" for r in results(tmp_path).values())
     assert "0 to run, 7 up to date" in again.stdout
+    assert "warning:" not in first.stdout + again.stdout  # the demo's tables are clean
+
+    # every demo flow also runs alone, its base config's paths handed over as conduct does
+    for flow in sorted((tmp_path / "examples").glob("*/*.py")):
+        name = flow.relative_to(tmp_path).as_posix()
+        alone = run_cli("run", name, "--mode", "script", cwd=tmp_path)
+        assert alone.returncode == 0, name + alone.stdout + alone.stderr
+    alone = run_cli("run", "examples/flows/model.py", cwd=tmp_path)  # a notebook too
+    assert alone.returncode == 0, alone.stdout + alone.stderr
+    import subprocess
+    import sys
+
+    bare = subprocess.run([sys.executable, "examples/flows/prep.py", "--config",
+                           "examples/config/flows/prep.json", "--output-dir", "runs/x"],
+                          cwd=tmp_path, capture_output=True, text=True, encoding="utf-8",
+                          env={**__import__("os").environ, "PYTHONPATH": str(REPO)})
+    assert bare.returncode == 0, bare.stdout + bare.stderr
+    assert (tmp_path / "runs/x/prepared.csv").is_file()

@@ -230,11 +230,12 @@ def _seconds(text: str) -> float:
 def _run(args: argparse.Namespace) -> int:
     from ductaflow.execution.notebook import resolve_flow, run_notebook
     from ductaflow.execution.script import run_script
+    from ductaflow.run_folder.files import localize_paths
 
     root = Path.cwd()
     flow = resolve_flow(args.flow, root)
-    config = _load_config(args.config, flow, root)
     out_dir = Path(args.output_dir) if args.output_dir else root / "runs" / "_run" / flow.stem
+    config = localize_paths(_load_config(args.config, flow, root), root, out_dir)
     if args.no_execute:
         nb = run_notebook(flow, config, out_dir, root, no_execute=True)
         print(f"prepared {nb} (nothing executed)")

@@ -66,7 +66,8 @@ def run_script(
     handle, modules_file = tempfile.mkstemp(prefix="df-modules-", suffix=".json")
     os.close(handle)
     env = {**os.environ, environment.CAPTURED_BY_PARENT: "1", "PYTHONIOENCODING": "utf-8",
-           "PYTHONUNBUFFERED": "1", environment.MODULES_FILE: modules_file}
+           "PYTHONUNBUFFERED": "1", environment.MODULES_FILE: modules_file,
+           environment.PROJECT_ROOT: str(project_root)}
     started_ns = time.time_ns()
     flow_code = fingerprints.code_fingerprint(project_root, [_relative(flow, project_root)])
     started = time.monotonic()

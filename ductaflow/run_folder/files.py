@@ -175,6 +175,37 @@ def _one_line(exc: BaseException) -> str:
     return " ".join(str(exc).split())
 
 
+def localize_paths(config: dict[str, Any], project_root: Path, run_dir: Path) -> dict[str, Any]:
+    """A base config made ready for a flow that runs alone in ``run_dir``, as
+    ``conduct`` makes it for an instance: each relative path value (with ``/``, ``\\``
+    or ``.``) naming an existing file or folder of the project becomes relative to
+    ``run_dir`` (absolute when it cannot be). A config a run saved (it has
+    ``_project_root``) is already made ready: it comes back as it is."""
+    if "_project_root" in config:
+        return config
+    root, here = Path(project_root).absolute(), Path(run_dir).absolute()
+
+    def ready(value: Any) -> Any:
+        if isinstance(value, dict):
+            return {k: ready(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [ready(v) for v in value]
+        if not isinstance(value, str) or not any(c in value for c in "/\\."):
+            return value
+        path = value.replace("\\", "/")
+        if path.startswith("/") or ":" in path or path.startswith("../") or path == "..":
+            return value
+        target = root / path
+        if not target.exists():
+            return value
+        try:
+            return Path(os.path.relpath(target, here)).as_posix()
+        except ValueError:  # another drive
+            return target.as_posix()
+
+    return {k: v if k.startswith("_") else ready(v) for k, v in config.items()}
+
+
 def write_config(path: Path, config: dict[str, Any]) -> None:
     """Save a config as people read it: sorted keys, indented, UTF-8."""
     text = json.dumps(config, indent=2, sort_keys=True, ensure_ascii=False, default=str)
