@@ -27,6 +27,7 @@ _EXPORTS = {
     "analyze_execution_logs": "ductaflow.run_folder.lights",
     "generate_status_report": "ductaflow.reporting.html_report",
     "conduct": "ductaflow.conductor",
+    "clean": "ductaflow.reporting.leftovers",
     "plan": "ductaflow.planning.planner",
     "grid": "ductaflow.tables.reading",
     "DuctaflowError": "ductaflow.errors",

@@ -59,6 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_results(sub)
     _add_diff(sub)
     _add_report(sub)
+    _add_clean(sub)
     _add_init(sub)
     _add_new(sub)
     return parser
@@ -102,6 +103,29 @@ def _add_conduct(sub: argparse._SubParsersAction) -> None:
                    help="Dask scheduler address, e.g. tcp://host:8786 (default: a local "
                         "cluster of --jobs workers)")
     p.set_defaults(handler=_conduct)
+
+
+def _add_clean(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("clean", help="list (and with --yes remove) instance folders no "
+                                     "table asks for")
+    p.add_argument("tables", nargs="+", metavar="TABLE", help="CSV or XLSX scenario tables")
+    p.add_argument("--project-root", default=".", metavar="DIR")
+    p.add_argument("--runs-dir", default=None, metavar="DIR")
+    p.add_argument("--yes", action="store_true", help="remove them (nothing is removed "
+                                                      "without it)")
+    p.set_defaults(handler=_clean)
+
+
+def _clean(args: argparse.Namespace) -> int:
+    from ductaflow.reporting.leftovers import clean, describe
+    from ductaflow.reporting.progress import display_path
+
+    found = clean([str(t) for t in args.tables], project_root=args.project_root,
+                  runs_dir=args.runs_dir, yes=args.yes)
+    runs = Path(args.runs_dir) if args.runs_dir else Path(args.project_root) / "runs"
+    for line in describe(found, display_path(runs.absolute())):
+        print(line)
+    return 0
 
 
 def _add_run(sub: argparse._SubParsersAction) -> None:
