@@ -185,11 +185,19 @@ class RunResult:
     error: str = ""
     started_at: str = ""
     ended_at: str = ""
+    attempts: int = 1  # runs it took, with ``--retries``; the duration covers them all
 
     @property
     def key(self) -> str:
         """``stage/name``: how an instance is named in messages, reasons and ``--select``."""
         return f"{self.stage}/{self.instance}"
+
+    @property
+    def outcome(self) -> str:
+        """``success``, ``error``, ``blocked``..., and ``after 2 attempts`` when retried:
+        the word a terminal, the results and the report show."""
+        word = self.status.value if self.status is not None else self.action.value
+        return f"{word} after {self.attempts} attempts" if self.attempts > 1 else word
 
     @classmethod
     def of(cls, instance: Instance, action: Action, status: Status | None, reason: str,
@@ -210,7 +218,7 @@ class Results(list):  # type: ignore[type-arg] - a list of RunResult
     def to_frame(self) -> Any:
         """A pandas DataFrame, a row per instance: stage, instance, action, status,
         reason, duration_s, run_dir (relative to the runs folder), flow, error,
-        started_at, ended_at; status empty for a blocked instance."""
+        started_at, ended_at, attempts; status empty for a blocked instance."""
         import pandas as pd
 
         columns = [f.name for f in dataclasses.fields(RunResult)]

@@ -6,6 +6,7 @@ it never runs a flow itself. A failed flow is a result here, not an exception.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
 from pathlib import Path
@@ -129,8 +130,10 @@ class Schedule:
 
     def finish(self, result: RunResult) -> None:
         """An instance ended: record it, unless a failed attempt is retried."""
-        if result.action in (Action.RAN, Action.FAILED) and self.note_attempt(result):
-            return
+        if result.action in (Action.RAN, Action.FAILED):
+            if self.note_attempt(result):
+                return
+            result = self.with_attempts(result)
         self.results[result.key] = result
         self.running_since.pop(result.key, None)
         if result.action is Action.FAILED:
@@ -163,6 +166,15 @@ class Schedule:
             return True
         _add_attempts(self.plan.runs_dir / result.run_dir, attempts)
         return False
+
+    def with_attempts(self, result: RunResult) -> RunResult:
+        """A result after retries: how many runs it took, and the time of them all."""
+        attempts = self.attempts.get(result.key, [])
+        if len(attempts) < 2:
+            return result
+        return dataclasses.replace(
+            result, attempts=len(attempts), started_at=attempts[0]["started_at"],
+            duration_s=round(sum(float(a["duration_s"] or 0) for a in attempts), 3))
 
     def interrupt(self) -> None:
         """First Ctrl-C: stop running instances, start nothing new, keep what finished."""

@@ -480,6 +480,13 @@ def test_retries_rerun_a_flaky_instance_and_record_every_attempt(tmp_path, tag):
     assert record["status"] == "success"
     assert len(records.read_record(root / "runs/act/steady")["attempts"]) == 1
     assert results_by_key(root)["act/flaky"]["action"] == "ran"
+    assert results_by_key(root)["act/flaky"]["attempts"] == "2"
+    line = next(x for x in done_.stdout.splitlines() if "act/flaky" in x and "●" in x)
+    assert "success after 2 attempts" in line  # told plainly, with both attempts' time
+    shown = float(line.split("attempts")[1].split("s")[0])
+    assert shown >= sum(a["duration_s"] for a in attempts) - 0.1
+    report = (root / "runs/conductor_status_report.html").read_text(encoding="utf-8")
+    assert "after 2 attempts" in report
     assert json.loads(json.dumps(attempts))  # plain JSON, one entry per attempt
     again = conduct_cli(root, *tables(root), "--mode", "script", "--retries", "2",
                         env=environment(root, tag))

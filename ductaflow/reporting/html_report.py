@@ -261,7 +261,7 @@ def _finished_row(result: RunResult, runs_text: str) -> dict[str, Any]:
     row = _base_row(result.stage, result.instance, result.flow)
     light = result.status.value if result.status else "none"
     row.update(light=light, action=result.action.value, reason=result.reason,
-               error=result.error, duration_s=result.duration_s,
+               error=result.error, duration_s=result.duration_s, attempts=result.attempts,
                duration=_clock(result.duration_s) if result.action is not Action.BLOCKED else "")
     if result.action in (Action.RAN, Action.FAILED):
         row.update(start=_parse(result.started_at), end=_parse(result.ended_at))

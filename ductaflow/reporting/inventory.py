@@ -195,13 +195,14 @@ def _result(line: dict[str, str | None]) -> RunResult | None:
         action = Action(cell.get("action", ""))
         status = Status(cell["status"]) if cell.get("status") else None
         duration = float(cell.get("duration_s") or 0.0)
+        attempts = max(1, int(cell.get("attempts") or 1))
     except ValueError:
         return None
     return RunResult(stage=stage, instance=name, action=action, status=status,
                      reason=cell.get("reason", ""), duration_s=duration,
                      run_dir=f"{stage}/{name}", flow=cell.get("flow", ""),
                      error=cell.get("error", ""), started_at=cell.get("started_at", ""),
-                     ended_at=cell.get("ended_at", ""))
+                     ended_at=cell.get("ended_at", ""), attempts=attempts)
 
 
 def _uninert(text: str) -> str:

@@ -158,7 +158,7 @@ class ConductView:
     def _finish_line(self, result: RunResult) -> str:
         status = result.status.value if result.status else ""
         colour = COLOURS.get(status, "grey50")
-        text = status or result.action.value
+        text = result.outcome
         line = (f"  [{colour}]●[/] {escape(f'{result.key:<28}')} [{colour}]{text:<8}[/] "
                 f"{result.duration_s:6.1f}s")
         if result.error:

@@ -28,7 +28,7 @@ from ductaflow.run_folder.files import REPORT_HTML, RESULTS_CSV, RESULTS_XLSX
 log = logging.getLogger(__name__)
 
 COLUMNS = ("stage", "instance", "action", "status", "reason", "duration_s", "run_dir", "flow",
-           "error", "started_at", "ended_at")
+           "error", "started_at", "ended_at", "attempts")
 RESULT_COLUMNS = ("status", "action", "reason", "duration_s", "run_dir")
 _FORMULA_START = ("=", "+", "-", "@")
 _FORMULA_CHARS = frozenset(_FORMULA_START)
@@ -144,7 +144,7 @@ def results_csv(results: Sequence[RunResult], project_root: Path, runs_dir: Path
     writer.writerows([inert(r.stage), inert(r.instance), r.action.value,
                       r.status.value if r.status else "", inert(r.reason), f"{r.duration_s:.2f}",
                       inert(posixpath.normpath(f"{base}/{r.run_dir}")), inert(r.flow),
-                      inert(r.error), inert(r.started_at), inert(r.ended_at)]
+                      inert(r.error), inert(r.started_at), inert(r.ended_at), r.attempts]
                      for r in results)
     return buffer.getvalue()
 
@@ -155,6 +155,7 @@ def _result_values(result: RunResult, run_dir: str) -> dict[str, Any]:
         "status": result.status.value if result.status else "", "reason": result.reason,
         "duration_s": f"{result.duration_s:.2f}", "run_dir": run_dir, "flow": result.flow,
         "error": result.error, "started_at": result.started_at, "ended_at": result.ended_at,
+        "attempts": result.attempts,
     }
 
 
