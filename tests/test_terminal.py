@@ -45,3 +45,26 @@ def test_orange_is_not_red_on_a_16_colour_terminal(project: Path) -> None:
         return found.group(1)
 
     assert (colour("a/ok"), colour("a/w"), colour("a/e")) == ("32", "33", "31")
+
+
+@pytest.mark.kernel
+def test_a_failure_inside_a_build_names_the_flow_that_failed(project: Path) -> None:
+    add_flow(project, "inner", FLOW)
+    add_flow(project, "build", """\
+# %% tags=["parameters"]
+config = {}
+# %%
+import ductaflow
+ductaflow.run_notebook("flows/inner.py", {"k": "ok"}, "runs/first")
+ductaflow.run_notebook("flows/inner.py", {"k": "e"}, "runs/second")
+""", folder="builds")
+    (project / "b.csv").write_text("instance,flow\nb1,builds/build.py\n", encoding="utf-8")
+    done = run_cli("conduct", "b.csv", cwd=project)
+    assert done.returncode == 1
+    lines = done.stdout.splitlines()
+    at = next(i for i, line in enumerate(lines) if line.startswith("failed"))
+    assert lines[at] == "failed   b/b1: in flows/inner.py: ValueError: bad"
+    assert lines[at + 1].split() == ["output:", "runs/b/b1/runs/second/inner_execution_output.txt"]
+    assert lines[at + 2].split() == ["debug:", "ductaflow", "debug", "runs/b/b1/runs/second"]
+    debug = run_cli(*lines[at + 2].split()[2:], cwd=project)  # the command works as shown
+    assert debug.returncode == 0 and "last run  ❌ Failed inner" in debug.stdout

@@ -226,11 +226,48 @@ class ConductView:
             self.console.print(f"report   {escape(display_path(report))}")
         for result in results:
             if result.action is Action.FAILED:
-                self.console.print(
-                    f"failed   {escape(result.key)}: {escape(result.error)}\n"
-                    f"         output: {escape(display_path(self._output(result)))}\n"
-                    f"         debug:  ductaflow debug "
-                    f"{escape(display_path(self._folder(result)))}")
+                self.console.print(self._failure(result))
+
+    def _failure(self, result: RunResult) -> str:
+        """What failed, where its output is, and how to debug it; for a build, the flow
+        inside it that failed (from the flows it noted), not the build."""
+        folder, output, error = self._folder(result), self._output(result), result.error
+        inner = failed_flow(folder)
+        where = ""
+        if inner is not None:
+            where = f"in {inner['flow']}: "
+            folder = folder / inner["execution_dir"]
+            output = folder / Path(inner["output_file"]).name
+            error = _footer_error(output) or error
+        return (f"failed   {escape(result.key)}: {escape(where + error)}\n"
+                f"         output: {escape(display_path(output))}\n"
+                f"         debug:  ductaflow debug {escape(display_path(folder))}")
+
+
+def failed_flow(folder: Path) -> dict[str, str] | None:
+    """The last flow a build ran that failed (its manifest line), or None."""
+    from ductaflow.run_folder.records import read_flows_manifest
+
+    for entry in reversed(read_flows_manifest(folder)):
+        if entry.get("status") == "error" and all(
+                isinstance(entry.get(k), str) for k in ("flow", "execution_dir", "output_file")):
+            return entry
+    return None
+
+
+def _footer_error(output: Path) -> str:
+    """The error its footer names (``❌ Failed x | Time: 1s | ValueError: boom``)."""
+    from ductaflow.run_folder.files import is_footer
+
+    try:
+        with open(output, "rb") as handle:
+            handle.seek(0, os.SEEK_END)
+            handle.seek(max(0, handle.tell() - 4096))
+            lines = handle.read().decode("utf-8", errors="replace").splitlines()
+    except OSError:
+        return ""
+    last = next((line for line in reversed(lines) if line.strip()), "")
+    return last.split(" | ", 2)[2] if is_footer(last) and last.count(" | ") >= 2 else ""
 
 
 def _terminal_bar(console: Any, total: int) -> tuple[Any, Any]:
