@@ -94,7 +94,7 @@ def _conduct_shown(planner: _Planner, settings: ConductSettings,
     """A conduct with its progress shown, then its summary (also when interrupted)."""
     from ductaflow.reporting.progress import ConductView
 
-    view = ConductView()
+    view = ConductView(jobs=settings.jobs)
     try:
         results = _conduct(planner, settings, _both(view.on_event, on_event))
     except ConductInterrupted as exc:

@@ -68,3 +68,44 @@ ductaflow.run_notebook("flows/inner.py", {"k": "e"}, "runs/second")
     assert lines[at + 2].split() == ["debug:", "ductaflow", "debug", "runs/b/b1/runs/second"]
     debug = run_cli(*lines[at + 2].split()[2:], cwd=project)  # the command works as shown
     assert debug.returncode == 0 and "last run  ❌ Failed inner" in debug.stdout
+
+
+SLEEPY = """\
+# %% tags=["parameters"]
+config = {}
+# %%
+import time
+from ductaflow import is_notebook_execution, load_cli_config
+if not is_notebook_execution():
+    config = load_cli_config(None, "sleepy")
+time.sleep(config["seconds"])
+"""
+
+
+def _estimate(stdout: str) -> float:
+    found = re.search(r"≈ ([\d.]+) s with", stdout.splitlines()[0])
+    assert found, stdout
+    return float(found.group(1))
+
+
+@pytest.mark.kernel
+def test_the_plan_says_how_long_it_should_take_from_the_last_durations(project: Path) -> None:
+    add_flow(project, "sleepy", SLEEPY)
+    (project / "sleepy.csv").write_text("instance,seconds\na,1\nb,1\nc,1\nd,1\n", encoding="utf-8")
+    first = run_cli("conduct", "sleepy.csv", "--mode", "script", "--dry-run", cwd=project)
+    assert first.returncode == 0 and "≈" not in first.stdout  # no history yet: no guess
+    assert run_cli("conduct", "sleepy.csv", "--mode", "script", "--jobs", "2",
+                   cwd=project).returncode == 0
+    one = _estimate(run_cli("conduct", "sleepy.csv", "--force", "--dry-run", "--jobs", "1",
+                            cwd=project).stdout)
+    two = _estimate(run_cli("conduct", "sleepy.csv", "--force", "--dry-run", "--jobs", "2",
+                            cwd=project).stdout)
+    assert 4.0 <= one < 8.0 and two == pytest.approx(one / 2, rel=0.1)
+    (project / "sleepy.csv").write_text("instance,seconds\na,1\nb,1\nc,1\nd,1\ne,1\n",
+                                   encoding="utf-8")  # new: its flow's median
+    shown = run_cli("conduct", "sleepy.csv", "--dry-run", "--jobs", "1", cwd=project).stdout
+    assert "1 to run" in shown and one / 4 * 0.8 <= _estimate(shown) <= one / 4 * 1.2
+    ran = run_cli("conduct", "sleepy.csv", "--mode", "script", "--force", "--jobs", "2",
+                  cwd=project)
+    real = float(ran.stdout.strip().splitlines()[-2].split()[-1].rstrip("s"))
+    assert _estimate(ran.stdout) <= real * 1.5 + 1  # near the real duration

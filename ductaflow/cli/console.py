@@ -53,7 +53,7 @@ def _dry_run(args: argparse.Namespace, tables: list[str]) -> int:
     the_plan = plan(tables, project_root=args.project_root, runs_dir=args.runs_dir,
                     force=args.force, select=args.select, strict=args.strict)
     console = new_console()
-    console.print(plan_headline(the_plan))
+    console.print(plan_headline(the_plan, args.jobs or os.cpu_count() or 1))
     print_lines(console, warning_lines(the_plan.warnings))
     runs = relative(the_plan.runs_dir, the_plan.project_root) or the_plan.runs_dir.as_posix()
     lines = []

@@ -286,9 +286,11 @@ def _running_row(decision: Decision, started_at: str, runs: Path,
     start = _parse(started_at)
     seconds = (now - start).total_seconds() if start else None
     output = output_path(runs / instance.run_dir, instance.flow_stem)
+    previous = records.read_record(runs / instance.run_dir) or {}
     row.update(light="running", action="running", reason=decision.reason, start=start,
                duration_s=seconds, duration=_clock(seconds) if seconds is not None else "",
-               links=_existing([("output", output)], runs))
+               links=_existing([("output", output)], runs),
+               previous_s=previous.get("duration_s"))
     return row
 
 
@@ -484,8 +486,9 @@ def _span_s(results: Sequence[RunResult]) -> float | None:
 
 
 def _expect_durations(rows: list[dict[str, Any]]) -> None:
-    """How long each running or waiting instance will likely take: the mean of its
-    stage in this conduct, else its own last run, else the mean of all."""
+    """How long each running or waiting instance will likely take: its own last run,
+    else the mean of its stage in this conduct, else the mean of all. A running one
+    shows its time against it (``0:03 of ≈ 0:41``)."""
     ran = [r for r in rows if r["action"] in ("ran", "failed") and r["duration_s"] is not None]
     by_stage: dict[str, list[float]] = {}
     for row in ran:
@@ -496,12 +499,14 @@ def _expect_durations(rows: list[dict[str, Any]]) -> None:
             continue
         stage = by_stage.get(row["stage"])
         previous = row.get("previous_s")
-        if stage:
-            row["expected"] = sum(stage) / len(stage)
-        elif isinstance(previous, (int, float)):
+        if isinstance(previous, (int, float)):
             row["expected"] = float(previous)
+        elif stage:
+            row["expected"] = sum(stage) / len(stage)
         else:
             row["expected"] = overall
+        if row["action"] == "running" and row["expected"] is not None and row["duration"]:
+            row["duration"] = f"{row['duration']} of ≈ {_clock(row['expected'])}"
 
 
 def _remaining(rows: Sequence[dict[str, Any]], running: bool) -> str:

@@ -54,13 +54,21 @@ def count(n: int, word: str) -> str:
     return f"{n} {word}" if n == 1 else f"{n} {word}s"
 
 
-def plan_headline(the_plan: Any) -> str:
-    """``plan  9 instances in 3 stages: 4 to run, 5 up to date   (runs/)``."""
+def plan_headline(the_plan: Any, jobs: int | None = None) -> str:
+    """``plan  9 instances in 3 stages: 4 to run, 5 up to date, ≈ 41 s with 2 jobs
+    (runs/)``: the estimate from each instance's last run (``planning.estimates``)."""
     decisions = the_plan.decisions
     to_run = sum(1 for d in decisions if d.run)
     stages = len({d.instance.stage for d in decisions})
+    estimate = ""
+    if jobs and to_run:
+        from ductaflow.planning.estimates import expected_durations, shown, wall_time
+
+        seconds = wall_time(the_plan, jobs, expected_durations(the_plan))
+        if seconds is not None:
+            estimate = f", ≈ {shown(seconds)} with {count(jobs, 'job')}"
     return (f"plan  {count(len(decisions), 'instance')} in {count(stages, 'stage')}: "
-            f"{to_run} to run, {len(decisions) - to_run} up to date   "
+            f"{to_run} to run, {len(decisions) - to_run} up to date{estimate}   "
             f"({escape(display_path(the_plan.runs_dir))}/)")
 
 
@@ -107,13 +115,17 @@ def display_path(path: Path) -> str:
 class ConductView:
     """Shows one conduct's events as they happen, then its summary."""
 
-    def __init__(self, console: Any | None = None):
+    def __init__(self, console: Any | None = None, jobs: int | None = None):
         self.console = console if console is not None else new_console()
         self.progress: Any = None  # rich's bar in a terminal, a _CellLine in a notebook
         self.task: Any = None
         self.running: dict[str, float] = {}
         self.runs_dir: Path | None = None
         self.started = time.monotonic()
+        self.jobs = jobs
+        self.expected: dict[str, float] = {}  # seconds each instance to run should take
+        self.waiting: set[str] = set()
+        self.pace = [0.0, 0.0]  # seconds taken, seconds expected, of those finished
 
     def on_event(self, kind: str, payload: Any) -> None:
         """Show what the conductor reports, as it happens."""
@@ -124,8 +136,12 @@ class ConductView:
         self.console.print(f"waiting for another conduct to finish ({folder})")
 
     def _on_plan(self, the_plan: Any) -> None:
+        from ductaflow.planning.estimates import expected_durations
+
         self.runs_dir = the_plan.runs_dir
-        self.console.print(plan_headline(the_plan))
+        self.expected = expected_durations(the_plan)
+        self.waiting = {d.instance.key for d in the_plan.decisions if d.run}
+        self.console.print(plan_headline(the_plan, self.jobs))
         print_lines(self.console, warning_lines(the_plan.warnings))
         to_run = [d for d in the_plan.decisions if d.run]
         lines = [decision_line(d) for d in to_run]
@@ -142,10 +158,15 @@ class ConductView:
 
     def _on_start(self, decision: Decision) -> None:
         self.running[decision.instance.key] = time.monotonic()
+        self.waiting.discard(decision.instance.key)
         self._describe_running()
 
     def _on_finish(self, result: RunResult) -> None:
-        self.running.pop(result.key, None)
+        started = self.running.pop(result.key, None)
+        self.waiting.discard(result.key)
+        if started is not None and result.key in self.expected:
+            self.pace[0] += time.monotonic() - started
+            self.pace[1] += self.expected[result.key]
         if result.action is Action.SKIPPED and not result.reason.startswith("accepted"):
             return
         self.console.print(self._finish_line(result))
@@ -171,13 +192,32 @@ class ConductView:
 
     def _describe_running(self) -> None:
         now = time.monotonic()
-        running = [(key, now - t) for key, t in self.running.items()]
+        running = [self._running_text(key, now - t) for key, t in self.running.items()]
         if isinstance(self.progress, _CellLine):
-            self.progress.show(running)
+            self.progress.show(running, self._eta(now))
         elif self.progress is not None:
-            parts = [f"{escape(key)} {seconds:.0f}s" for key, seconds in running[:4]]
-            self.progress.update(self.task, description="running " + " · ".join(parts)
-                                 if parts else "")
+            parts = [escape(text) for text in running[:4]]
+            self.progress.update(self.task, eta=self._eta(now) or "eta -:--",
+                                 description="running " + " · ".join(parts) if parts else "")
+
+    def _running_text(self, key: str, seconds: float) -> str:
+        """``model/a 3s of ≈41s``: elapsed against its usual time."""
+        usual = self.expected.get(key)
+        return f"{key} {seconds:.0f}s" + (f" of ≈{usual:.0f}s" if usual is not None else "")
+
+    def _eta(self, now: float) -> str:
+        """``eta ≈ 1 min 20 s``: the expected work left over the jobs, at this conduct's
+        pace so far; empty without history."""
+        if not self.expected:
+            return ""
+        from ductaflow.planning.estimates import shown
+
+        expected = self.expected
+        left = sum(expected.get(k, 0.0) for k in self.waiting)
+        left += sum(max(expected.get(k, 0.0) - (now - t), 0.0) for k, t in self.running.items())
+        pace = self.pace[0] / self.pace[1] if self.pace[1] > 0 else 1.0
+        width = min(self.jobs or 1, len(self.waiting) + len(self.running)) or 1
+        return f"eta ≈ {shown(left * min(max(pace, 0.2), 5.0) / width)}"
 
     def _first_warning(self, result: RunResult) -> str:
         from ductaflow.run_folder.lights import is_warning_line
@@ -277,13 +317,12 @@ def _terminal_bar(console: Any, total: int) -> tuple[Any, Any]:
         Progress,
         TextColumn,
         TimeElapsedColumn,
-        TimeRemainingColumn,
     )
 
-    bar = Progress(BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TextColumn("eta"),
-                   TimeRemainingColumn(), TextColumn("{task.description}"), console=console,
-                   transient=True)
-    task = bar.add_task("", total=total)
+    bar = Progress(BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                   TextColumn("{task.fields[eta]}"), TextColumn("{task.description}"),
+                   console=console, transient=True)
+    task = bar.add_task("", total=total, eta="eta -:--")
     bar.start()
     return bar, task
 
@@ -308,7 +347,7 @@ class _CellLine:
         self.done += 1
         self.failed += failed
 
-    def show(self, running: list[tuple[str, float]], final: bool = False) -> None:
+    def show(self, running: list[str], eta: str = "", final: bool = False) -> None:
         """Update the line; at most every ``CELL_GAP_S`` unless it is the last time."""
         now = time.monotonic()
         if not final and now - self.shown_at < CELL_GAP_S and self.done < self.total:
@@ -316,12 +355,14 @@ class _CellLine:
         self.shown_at = now
         elapsed = now - self.started
         parts = [f"{self.done}/{self.total} done", _clock(elapsed)]
-        if 0 < self.done < self.total:
+        if eta and self.done < self.total:
+            parts.append(eta)
+        elif 0 < self.done < self.total:
             parts.append(f"eta {_clock(elapsed / self.done * (self.total - self.done))}")
         if self.failed:
             parts.append(f"{self.failed} failed")
         if running:
-            shown = ", ".join(f"{key} {seconds:.0f}s" for key, seconds in running[:6])
+            shown = ", ".join(running[:6])
             more = f" and {len(running) - 6} more" if len(running) > 6 else ""
             parts.append(f"running {shown}{more}")
         self.text = " · ".join(parts)
