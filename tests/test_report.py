@@ -318,7 +318,7 @@ def test_rebuild_report_from_disk_alone(tmp_path: Path) -> None:
     html = path.read_text(encoding="utf-8")
     assert path == runs / REPORT_HTML
     assert counts(html)["total"] == 7 and counts(html)["error"] == 1
-    assert "Not in the last conduct" in html and 'data-key="prep/old"' in html
+    assert "Orphans" in html and 'data-key="prep/old"' in html
     assert "Rebuilt from the runs folder" in html and XSS not in html
 
 

@@ -28,7 +28,7 @@ from ductaflow.run_folder.files import (
 )
 from ductaflow.run_folder.lights import instance_status
 
-NOT_IN_LAST_CONDUCT = "not in the last conduct"
+NOT_IN_LAST_CONDUCT = "orphan: no table defines it"
 INCOMPLETE = "incomplete: killed, or running now"
 
 
@@ -103,6 +103,14 @@ def status_rows(runs_dir: str | os.PathLike,
     rows = [_inspect(runs, stage, name, order if known_keys is not None else None)
             for stage, name in instance_folders(runs)]
     return sorted(rows, key=lambda row: order.get(row.key, len(order)))
+
+
+def orphans(runs: Path, known: Collection[str]) -> list[RunResult]:
+    """Instance folders on disk that no table conducted into this runs folder defines
+    (a row deleted or renamed): listed apart in the report, ``clean`` removes them."""
+    known = set(known)
+    return [_as_result(_inspect(runs, stage, name, known))
+            for stage, name in instance_folders(runs) if f"{stage}/{name}" not in known]
 
 
 def instance_folders(runs: Path) -> Iterator[tuple[str, str]]:

@@ -50,8 +50,6 @@ def write_results(results: Sequence[RunResult], the_plan: Any, *, running: bool,
     ISO start time, for the report's timeline and time estimate.
     """
     runs_dir: Path = the_plan.runs_dir
-    csv_text = results_csv(results, the_plan.project_root, runs_dir)
-    changed = not _unchanged(runs_dir, csv_text)
     workbook = runs_dir / RESULTS_XLSX
     did_something = any(r.action is not Action.SKIPPED or r.reason.startswith("accepted")
                         for r in results)
@@ -61,13 +59,39 @@ def write_results(results: Sequence[RunResult], the_plan: Any, *, running: bool,
     statuses = {r.key: r.status.value if r.status else "" for r in results}
     tables = _stage_files(the_plan, instances.values(), statuses) \
         if tables_due else None  # before the report, which shows them
+    earlier, rows = _earlier(runs_dir, instances, getattr(the_plan, "partial", False))
+    everything = _in_project_order(runs_dir, [*results, *earlier]) if earlier else results
+    csv_text = results_csv(everything, the_plan.project_root, runs_dir)
+    changed = not _unchanged(runs_dir, csv_text)
     if running or changed:
-        _write_live(results, the_plan, csv_text, running=running, started_at=started_at,
+        _write_live(everything, the_plan, csv_text, running=running, started_at=started_at,
                     running_now=running_now, tables=tables)
     if tables_due:
         values = {f"{t.stage}/{row.instance}": row.values for t in tables or ()
                   for row in t.rows}
-        _keep_going(workbook, write_workbook, results, instances, values)
+        if earlier:
+            values.update(_earlier_values(runs_dir, earlier))
+        _keep_going(workbook, write_workbook, everything, instances, values, rows)
+
+
+def _earlier(runs_dir: Path, instances: Mapping[str, Any],
+             partial: bool) -> tuple[list[RunResult], dict[str, Any]]:
+    from ductaflow.reporting.stage_results import earlier_results
+
+    return earlier_results(runs_dir, instances, partial)
+
+
+def _in_project_order(runs_dir: Path, results: list[RunResult]) -> list[RunResult]:
+    from ductaflow.reporting.stage_results import project_order
+
+    return project_order(runs_dir, results)
+
+
+def _earlier_values(runs_dir: Path, earlier: Sequence[RunResult]) -> dict[str, Any]:
+    """What the instances of earlier conducts recorded, for the workbook."""
+    from ductaflow.run_folder.recorded import instance_values
+
+    return {r.key: instance_values(runs_dir / r.run_dir, Path(r.flow).stem) for r in earlier}
 
 
 def _rosters_current(the_plan: Any, instances: Any) -> bool:
@@ -120,9 +144,15 @@ def _write_live(results: Sequence[RunResult], the_plan: Any, csv_text: str, *, r
 
     runs_dir: Path = the_plan.runs_dir
     _keep_going(runs_dir / RESULTS_CSV, records.atomic_write_text, csv_text)
+    stale: list[RunResult] = []
+    if not running:  # once, at the end: a scan of every instance folder
+        from ductaflow.reporting.inventory import orphans
+
+        known = {r.key for r in results} | {d.instance.key for d in the_plan.decisions}
+        stale = orphans(runs_dir, known)
     html = render(report_context(results, runs_dir, running=running,
                                  elapsed_s=time.time() - started_at, running_now=running_now,
-                                 decisions=the_plan.decisions, tables=tables))
+                                 decisions=the_plan.decisions, tables=tables, stale=stale))
     _keep_going(runs_dir / REPORT_HTML, records.atomic_write_text, html)
 
 
@@ -176,9 +206,11 @@ def _relative(path: Path, root: Path) -> str:
 
 def write_workbook(path: Path, results: Sequence[RunResult],
                    instances: Mapping[str, Instance],
-                   values: Mapping[str, Mapping[str, Any]] | None = None) -> None:
+                   values: Mapping[str, Mapping[str, Any]] | None = None,
+                   rows: Mapping[str, Mapping[str, Any]] | None = None) -> None:
     """One sheet per stage: the user's columns as written, the result columns, then
-    the values each instance recorded (``values``, by instance key).
+    the values each instance recorded (``values``, by instance key). An instance this
+    conduct did not plan shows the row its stage roster kept (``rows``).
 
     The status cell is filled green, orange or red; values a failed run recorded are
     grey and italic. Text that a spreadsheet would read as a formula is stored as text.
@@ -194,17 +226,19 @@ def write_workbook(path: Path, results: Sequence[RunResult],
     names: set[str] = set()
     for stage, members in by_stage.items():
         sheet = book.create_sheet(_sheet_name(stage, names))
-        _fill_sheet(sheet, members, instances, values or {})
+        _fill_sheet(sheet, members, instances, values or {}, rows or {})
     _save_atomically(book, path)
 
 
 def _fill_sheet(sheet: Any, results: Sequence[RunResult], instances: Mapping[str, Instance],
-                values: Mapping[str, Mapping[str, Any]]) -> None:
+                values: Mapping[str, Mapping[str, Any]],
+                kept: Mapping[str, Mapping[str, Any]]) -> None:
     from openpyxl.styles import Font
 
     from ductaflow.run_folder.recorded import shown
 
-    rows = [_user_values(r, instances.get(r.key)) for r in results]
+    rows = [dict(kept[r.key]) if r.key in kept else _user_values(r, instances.get(r.key))
+            for r in results]
     columns = list(dict.fromkeys(k for row in rows for k in row))
     recorded = list(dict.fromkeys(k for r in results for k in values.get(r.key, {})))
     outcome_headers = [f"{c} (result)" if c in columns else c for c in RESULT_COLUMNS]

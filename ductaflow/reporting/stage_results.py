@@ -131,6 +131,60 @@ def _merged(old: list[dict[str, Any]], new: list[dict[str, Any]]) -> list[dict[s
     return [*kept, *fresh.values()]
 
 
+#: The reason of an instance a conduct did not plan: the project is more than one table.
+NOT_IN_THIS_CONDUCT = "not in this conduct"
+
+
+def earlier_results(runs_dir: Path, planned: Iterable[str],
+                    partial: bool = False) -> tuple[list[Any], dict[str, Any]]:
+    """The rest of the project: every instance the stage rosters name (every table
+    conducted into this runs folder, and the instances a ``--select`` left out) that
+    this conduct did not plan, as a result from its latest record; and each one's row
+    as typed. Results and the report show the whole project, not only the last
+    command. A whole plan's own stages are read from it, not from their rosters."""
+    from ductaflow.model import Action, RunResult, Status
+
+    planned = set(planned)
+    found: list[Any] = []
+    rows: dict[str, Any] = {}
+    folder = runs_dir / STAGE_ROSTERS
+    stages = {key.partition("/")[0] for key in planned}
+    for path in sorted(folder.glob("*.json")) if folder.is_dir() else ():
+        stage = path.stem
+        if stage in stages and not partial:
+            continue
+        for entry in _roster(runs_dir, stage):
+            key = f"{stage}/{entry['instance']}"
+            if key in planned or not isinstance(entry.get("run_dir"), str):
+                continue
+            record = records.read_record(runs_dir / entry["run_dir"]) or {}
+            status = record.get("status")
+            found.append(RunResult(
+                stage=stage, instance=entry["instance"], action=Action.SKIPPED,
+                status=Status(status) if status in records.STATUSES else None,
+                reason=NOT_IN_THIS_CONDUCT if record else
+                f"{NOT_IN_THIS_CONDUCT}; it has not finished",
+                duration_s=float(record.get("duration_s") or 0.0),
+                run_dir=f"{stage}/{entry['instance']}", flow=str(entry.get("flow", "")),
+                error=str(record.get("error") or ""),
+                started_at=record.get("started_at", ""), ended_at=record.get("ended_at", "")))
+            rows[key] = dict(entry.get("row") or {"instance": entry["instance"]})
+    return found, rows
+
+
+def project_order(runs_dir: Path, results: Sequence[Any]) -> list[Any]:
+    """``results`` in the project's order: stages as they first come, each stage's
+    instances as its roster lists them (new ones after), so a ``--select`` or a
+    second table does not shuffle the rows."""
+    stages = list(dict.fromkeys(r.stage for r in results))
+    place: dict[str, int] = {}
+    for stage in stages:
+        for index, entry in enumerate(_roster(runs_dir, stage)):
+            place[f"{stage}/{entry['instance']}"] = index
+    rank = {stage: i for i, stage in enumerate(stages)}
+    return sorted(results, key=lambda r: (rank[r.stage], place.get(r.key, len(place))))
+
+
 def stage_tables(runs_dir: Path, stages: Sequence[str] = ()) -> list[StageTable]:
     """The results tables of ``stages`` (every conducted stage when none is named)."""
     known = sorted(p.stem for p in (runs_dir / STAGE_ROSTERS).glob("*.json"))
