@@ -18,6 +18,9 @@ of medians. Groups:
 ``pandas``    20 notebooks importing pandas: warm + ``--preload pandas`` against papermill.
 ``cpu``       CPU-bound flows, ``--jobs 2`` against ``--jobs 1``.
 ``headline``  (``--headline`` only) 150 builds of 3 pandas flows each: 600 notebooks.
+``report``    the HTML report of a 5,000-instance project (1 % red, 4 % orange):
+              ``ductaflow report`` rebuilding it, its size, and its load in headless
+              Chromium (selenium and chromedriver; skipped without them).
 
 The machine, its load before and after each group, and the target of each figure
 (issue 8) are in the JSON. Benchmarks never run under pytest.
@@ -360,6 +363,63 @@ def headline_group(work: Path) -> list[Figure]:
                    lambda r: r >= 801 / 60, inverse=True)]
 
 
+# --- the HTML report at scale ---------------------------------------------------------------
+
+
+def report_group(work: Path, size: int, repeat: int) -> list[Figure]:
+    """``ductaflow report`` on ``size`` instances, the page's size, and its load time."""
+    root = work / f"report{size}"
+    projects.noop_project(root, size)
+    projects.write_records(root, [root / "scenarios/noop.csv"],
+                           lambda done, total: _say(f"    records {done}/{total}"))
+    subprocess.run([*CONDUCT, "scenarios/noop.csv"], cwd=root, check=True, env=ENV,
+                   capture_output=True)  # nothing runs: it writes the results CSV
+    projects.mark_some_failed(root / "runs")
+    rebuild = Variant("ductaflow report", [PY, "-m", "ductaflow", "report", "runs"], root)
+    compare([rebuild], repeat)
+    page = root / "runs" / "conductor_status_report.html"
+    megabytes = page.stat().st_size / 1e6
+    figures = [figure("report", f"rebuild, {size:,} instances", rebuild)]
+    loads = _chromium_loads(page, repeat)
+    if loads is None:
+        _say("  chromium, chromedriver or selenium missing: load time not measured")
+        return figures
+    load = statistics.median(loads)
+    figures.append(Figure("report", f"{size:,} instances, {megabytes:.1f} MB: load in Chromium",
+                          "headless chromium", round(load, 3), 0.0, 0.0, loads,
+                          target="≤ 2 s, a few MB", holds=load <= 2.0 and megabytes <= 5.0))
+    return figures
+
+
+def _chromium_loads(page: Path, repeat: int) -> list[float] | None:
+    """Seconds from navigation to the load event, ``repeat`` times, in a fresh tab."""
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    driver_path = shutil.which("chromedriver")
+    try:
+        from selenium import webdriver
+        from selenium.webdriver.chrome.service import Service
+    except ImportError:
+        return None
+    if chromium is None or driver_path is None:
+        return None
+    options = webdriver.ChromeOptions()
+    options.binary_location = chromium
+    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--window-size=1400,1000"):
+        options.add_argument(flag)
+    os.environ["SE_OFFLINE"] = "true"
+    driver = webdriver.Chrome(options=options, service=Service(driver_path))
+    try:
+        found = []
+        for _ in range(repeat):
+            driver.get("about:blank")
+            driver.get(page.as_uri())
+            found.append(driver.execute_script(
+                "var t = performance.timing; return (t.loadEventEnd - t.navigationStart) / 1000;"))
+        return found
+    finally:
+        driver.quit()
+
+
 # --- the report --------------------------------------------------------------------------------
 
 
@@ -415,14 +475,14 @@ def main(argv: list[str] | None = None) -> int:
                         help="also the 600-notebook headline (minutes)")
     parser.add_argument("--repeat", type=int, default=None, help="rounds (default 5, quick 3)")
     parser.add_argument("--only", nargs="+", default=None,
-                        choices=("noop", "plan", "exec", "pandas", "cpu", "headline"))
+                        choices=("noop", "plan", "exec", "pandas", "cpu", "headline", "report"))
     parser.add_argument("--rows", nargs="+", type=int, default=None,
                         help="no-op and planning table sizes (default 1000 10000 100000; "
                              "quick: 1000 5000); the Excel table has the second size")
     parser.add_argument("--out", type=Path, default=HERE / "results.json")
     args = parser.parse_args(argv)
     repeat = args.repeat or (3 if args.quick else 5)
-    groups = set(args.only or ["noop", "plan", "exec", "pandas", "cpu"])
+    groups = set(args.only or ["noop", "plan", "exec", "pandas", "cpu", "report"])
     if args.headline:
         groups.add("headline")
     sizes = args.rows or ([1_000, 5_000] if args.quick else [1_000, 10_000, 100_000])
@@ -461,6 +521,9 @@ def main(argv: list[str] | None = None) -> int:
         if "headline" in groups:
             with loads(load_log, "headline"):
                 figures += headline_group(work)
+        if "report" in groups:
+            with loads(load_log, "report"):
+                figures += report_group(work, 1_000 if args.quick else 5_000, repeat)
     print(render(figures))
     for kind, found in imports.items():
         shown = ", ".join(f"{k} {v / 1000:.0f} ms" for k, v in found.items()) or "none"

@@ -42,8 +42,6 @@ def test_demo_runs_green_and_orange_then_skips(tmp_path: Path) -> None:
         name = flow.relative_to(tmp_path).as_posix()
         alone = run_cli("run", name, "--mode", "script", cwd=tmp_path)
         assert alone.returncode == 0, name + alone.stdout + alone.stderr
-    alone = run_cli("run", "examples/flows/model.py", cwd=tmp_path)  # a notebook too
-    assert alone.returncode == 0, alone.stdout + alone.stderr
     import subprocess
     import sys
 

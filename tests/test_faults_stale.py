@@ -41,7 +41,7 @@ from ductaflow.planning import plan_cache
 from ductaflow.planning.planner import plan
 
 DATA = Path(__file__).parent / "data"
-STEPS = int(os.environ.get("DF_WALK_STEPS", "140"))
+STEPS = int(os.environ.get("DF_WALK_STEPS", "100"))
 SEED = int(os.environ.get("DF_WALK_SEED", "20261126"))
 STAGES = ("prep", "model", "summary")
 UPSTREAM = {"prep": None, "model": "prep", "summary": "model"}
