@@ -200,12 +200,17 @@ def test_links_are_relative_and_resolve_to_files(finished: tuple) -> None:
     assert not any(h.startswith("model/far/") for h in hrefs)  # blocked: nothing to open
 
 
-def test_red_and_orange_show_their_last_lines_open(finished: tuple) -> None:
+def test_what_needs_attention_comes_first_and_panels_start_closed(finished: tuple) -> None:
     _, _, html = finished
     page = Page(html)
-    opened = {a["data-key"] for a in page.all("details") if "open" in a}
-    assert opened == {"model/east", "model/west", "report/all"}
-    assert "<mark>Warning: 3 zones have no population</mark>" in html
+    assert not any("open" in a for a in page.all("details"))  # 5,000 panels stay readable
+    attention = html.split('<ul class="attention">')[1].split("</ul>")[0]
+    keys = re.findall(r'class="key" href="#[^"]+">([^<]+)<', attention)
+    lights = re.findall(r'<i class="light (\w+)"', attention)
+    assert lights == sorted(lights, key=["error", "none", "warning"].index)  # red, blocked, orange
+    assert {"model/east", "model/west", "report/all", "model/far"} <= set(keys)
+    assert html.index('id="attention"') < html.index("Timeline")
+    assert "<mark>Warning: 3 zones have no population</mark>" in html  # its last lines
     assert "prepared north" not in html  # green instances show no output
 
 
@@ -218,6 +223,12 @@ def test_builds_expand_to_their_flows_with_lights(finished: tuple) -> None:
     assert flows == ["success", "warning"]
     assert "runs/summarise" in html and "flows/chart.py" in html
     assert "<mark>⚠ axis clipped</mark>" in html
+
+
+def test_the_footer_is_drawn_without_an_emoji_font(finished: tuple) -> None:
+    _, _, html = finished
+    assert '<i class="light error"></i> Failed model | Time: 1.00s' in html
+    assert "❌" not in html and "✅" not in html  # nothing that shows as an empty box
 
 
 def test_provenance_is_shown_per_instance(finished: tuple) -> None:
@@ -257,7 +268,8 @@ def test_timeline_packs_overlapping_runs_into_lanes(finished: tuple) -> None:
     assert "5 ran over 12.0 s, up to 2 at once" in html
     page = Page(html)
     ids = {a["id"] for a in page.all("details") if a.get("id")}
-    anchors = [a["href"] for a in page.all("a") if a["href"].startswith("#")]
+    drawn = html.split('<div class="timeline">')[1].split("</div>")[0]
+    anchors = re.findall(r'<a href="(#[^"]+)"', drawn)
     assert len(anchors) == 5 and all(h[1:] in ids for h in anchors)
 
 

@@ -127,11 +127,12 @@ def test_clicking_a_build_shows_its_flows_and_is_remembered(browser: object,
     build = browser.find_element(By.CSS_SELECTOR, 'details[data-build]')
     green = browser.find_element(By.CSS_SELECTOR, 'details[data-key="prep/north"]')
     flows = build.find_elements(By.CSS_SELECTOR, "tr.flow")
-    assert [f.is_displayed() for f in flows] == [True, True]  # orange: open already
+    assert not any(f.is_displayed() for f in flows)  # every panel starts closed
+    build.find_element(By.TAG_NAME, "summary").click()
+    assert all(f.is_displayed() for f in flows)
     build.find_element(By.TAG_NAME, "summary").click()
     assert not any(f.is_displayed() for f in flows)
     build.find_element(By.TAG_NAME, "summary").click()
-    assert all(f.is_displayed() for f in flows)
     assert "runs/chart" in flows[1].text and "orange" in flows[1].text
     provenance = green.find_element(By.CSS_SELECTOR, "dl.prov")
     assert not provenance.is_displayed()
@@ -156,6 +157,7 @@ def test_table_content_shows_as_text_and_runs_nothing(browser: object, report: P
     row = browser.find_element(By.CSS_SELECTOR, 'details[data-key="prep/new york"]')
     assert XSS in row.text
     west = browser.find_element(By.CSS_SELECTOR, 'details[data-key="model/west"]')
+    west.find_element(By.TAG_NAME, "summary").click()  # its output: closed at first
     assert "<script>alert(2)</script>" in west.text
     assert errors(browser) == []
 
@@ -231,3 +233,41 @@ def test_results_chart_and_sortable_table(browser: object, tmp_path: Path) -> No
     assert [float(x) for x in npv_column()] == numbers[::-1]
     assert browser.execute_script("return document.images.length") == 0
     screenshot(browser, "report-results.png")
+
+
+def test_search_and_status_filter_narrow_the_list(browser: object, report: Path) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select
+
+    open_page(browser, report)
+
+    def shown() -> list[str]:
+        return sorted(row.get_attribute("data-key") for row in
+                      browser.find_elements(By.CSS_SELECTOR, "details.inst") if row.is_displayed())
+
+    everything = shown()
+    assert len(everything) == 7
+    search = browser.find_element(By.ID, "search")
+    search.send_keys("west")
+    assert shown() == ["model/west"]
+    assert "1 of 7 instances shown" in browser.find_element(By.ID, "shown").text
+    search.clear()
+    search.send_keys(" ")  # an input event with nothing to look for
+    status = Select(browser.find_element(By.ID, "status-filter"))
+    red = sorted(row.get_attribute("data-key") for row in
+                 browser.find_elements(By.CSS_SELECTOR, 'details.inst[data-status="error"]'))
+    status.select_by_value("error")
+    assert red and shown() == red
+    status.select_by_value("attention")
+    lights = {browser.find_element(By.CSS_SELECTOR, f'details[data-key="{k}"]')
+              .get_attribute("data-status") for k in shown()}
+    assert lights <= {"error", "warning", "none"} and len(shown()) >= 3
+    browser.refresh()  # the live page refreshes: the filter stays as the user set it
+    assert Select(browser.find_element(By.ID, "status-filter")).first_selected_option\
+        .get_attribute("value") == "attention"
+    Select(browser.find_element(By.ID, "status-filter")).select_by_value("all")
+    assert shown() == everything
+    link = browser.find_element(By.CSS_SELECTOR, "ul.attention a.key")
+    target = link.get_attribute("href").rsplit("#", 1)[1]
+    assert browser.find_elements(By.ID, target)  # each leads to its instance's panel
+    assert errors(browser) == []

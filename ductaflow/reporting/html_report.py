@@ -31,6 +31,7 @@ from ductaflow.run_folder.files import (
     STAGE_ROSTERS,
     config_path,
     html_path,
+    is_footer,
     notebook_path,
     output_path,
     stem_of_output,
@@ -101,6 +102,8 @@ def report_context(
     now = now or datetime.now(timezone.utc)
     running_now = dict(running_now or {})
     rows = _rows(results, runs, running_now, decisions or (), now)
+    _add_parameters(rows, runs, tables, decisions or ())
+    environments = _number_environments(rows)
     stages = _by_stage(rows)
     stale_rows = [_result_row(r, runs) for r in stale]
     if elapsed_s is None:
@@ -108,6 +111,8 @@ def report_context(
     return {
         "runs_dir": str(runs.absolute()),
         "stages": stages,
+        "attention": _attention(rows),
+        "environments": environments,
         "stale": _by_stage(stale_rows),
         "lights": _count(rows, "light", LIGHT_ORDER),
         "light_labels": LIGHT_LABELS,
@@ -247,7 +252,8 @@ def _base_row(stage: str, instance: str, flow: str) -> dict[str, Any]:
     return {"key": key, "id": "i-" + hashlib.sha1(key.encode("utf-8")).hexdigest()[:12],
             "stage": stage, "instance": instance, "flow": flow, "reason": "", "error": "",
             "duration": "", "duration_s": None, "links": [], "tail": [], "children": [],
-            "provenance": [], "open": False, "start": None, "end": None, "expected": None}
+            "provenance": [], "environment": (), "open": False, "start": None, "end": None,
+            "expected": None, "params": ""}
 
 
 def _result_row(result: RunResult, runs: Path) -> dict[str, Any]:
@@ -273,8 +279,7 @@ def _finished_row(result: RunResult, runs_text: str) -> dict[str, Any]:
     row["links"] = _links(folder, stem, runs, record)
     if light in ("error", "warning"):
         row["tail"] = _tail(output_path(folder, stem), TAIL_LINES)
-        row["open"] = True
-    row["provenance"] = _provenance(record)
+    row["provenance"], row["environment"] = _provenance(record)
     row["children"] = _children(folder, record, runs)
     return row
 
@@ -301,6 +306,64 @@ def _waiting_row(decision: Decision, runs: Path) -> dict[str, Any]:
     row.update(light="waiting", action="waiting", reason=decision.reason,
                previous_s=previous.get("duration_s"))
     return row
+
+
+#: The order a "needs attention" list takes: red first, then blocked, then orange.
+ATTENTION = ("error", "blocked", "warning")
+
+
+def _attention(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Red, then blocked, then orange instances, each with its one line of why."""
+    def kind(row: dict[str, Any]) -> str | None:
+        if row["light"] == "error":
+            return "error"
+        if row["action"] == "blocked":
+            return "blocked"
+        return "warning" if row["light"] == "warning" else None
+
+    found = [(ATTENTION.index(k), i, row) for i, row in enumerate(rows) if (k := kind(row))]
+    return [{**row, "why": _why(row)} for _, _, row in sorted(found, key=lambda f: f[:2])]
+
+
+def _why(row: dict[str, Any]) -> str:
+    """One line: the error, the first warning line, or why it was blocked."""
+    if row["error"]:
+        return row["error"]
+    if row["light"] == "warning":
+        return next((line["text"] for line in row["tail"] if line.get("warn")), row["reason"])
+    return row["reason"]
+
+
+def _add_parameters(rows: Sequence[dict[str, Any]], runs: Path, tables: Sequence[Any] | None,
+                    decisions: Sequence[Decision]) -> None:
+    """Each row's parameters as typed (``scenario=low · growth=0.01``): what the search
+    box looks through, with its key."""
+    found: dict[str, Mapping[str, Any]] = {}
+    for table in tables or ():
+        for table_row in table.rows:
+            found[f"{table.stage}/{table_row.instance}"] = table_row.parameters
+    for decision in decisions:
+        inst = decision.instance
+        if inst.key not in found and inst.row is not None:
+            found[inst.key] = inst.row.values
+    if any(row["key"] not in found for row in rows):
+        from ductaflow.reporting.stage_results import roster_rows
+
+        found = {**roster_rows(runs), **found}
+    for row in rows:
+        params = found.get(row["key"]) or {}
+        row["params"] = " · ".join(f"{k}={_text(v)}" for k, v in params.items()
+                                   if k not in ("instance", "flow", "enabled"))
+
+
+def _number_environments(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The distinct environments the rows ran in, numbered; each row points to its own."""
+    numbers: dict[tuple[tuple[str, str], ...], int] = {}
+    for row in rows:
+        environment = row.get("environment") or ()
+        if environment:
+            row["env"] = numbers.setdefault(environment, len(numbers) + 1)
+    return [{"n": n, "items": list(items)} for items, n in numbers.items()]
 
 
 def _by_stage(rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -360,7 +423,15 @@ def _tail(path: Path, count: int) -> list[dict[str, Any]]:
     if size > TAIL_BYTES:
         lines = lines[1:]  # the first one is cut
     lines = [_ANSI.sub("", line) for line in lines[-count:]]
-    return [{"text": line, "warn": is_warning_line(line)} for line in lines]
+    return [_tail_line(line) for line in lines]
+
+
+def _tail_line(line: str) -> dict[str, Any]:
+    """A line of output; the footer's ✅/❌ drawn as a light, which needs no emoji font."""
+    if is_footer(line):
+        return {"text": line[1:].lstrip(), "warn": False,
+                "footer": "success" if line.startswith("✅") else "error"}
+    return {"text": line, "warn": is_warning_line(line)}
 
 
 def _children(folder: Path, record: Mapping[str, Any], runs: Path) -> list[dict[str, Any]]:
@@ -406,10 +477,13 @@ def _child(folder: Path, entry: Mapping[str, Any], runs: Path) -> dict[str, Any]
             if inside and light in ("error", "warning") else []}
 
 
-def _provenance(record: Mapping[str, Any]) -> list[tuple[str, str]]:
-    """What produced the instance's outputs, as label/value pairs to show."""
+def _provenance(record: Mapping[str, Any]) -> tuple[list[tuple[str, str]],
+                                                     tuple[tuple[str, str], ...]]:
+    """What produced the instance's outputs, as label/value pairs to show: its own
+    (when it ran, its run id) and its environment (host, python, git, packages), which
+    most instances share and the page shows once."""
     if not record:
-        return []
+        return [], ()
     items = []
     start, end = _parse(str(record.get("started_at", ""))), _parse(str(record.get("ended_at", "")))
     if start:
@@ -429,8 +503,8 @@ def _provenance(record: Mapping[str, Any]) -> list[tuple[str, str]]:
     if isinstance(packages, Mapping) and packages:
         items.append(("packages", " · ".join(f"{_text(k)} {_text(v)}"
                                              for k, v in packages.items())))
-    items.append(("run id", _text(record.get("run_id", ""))))
-    return items
+    own = [item for item in items if item[0] == "ran"]  # the run id is in its record
+    return own, tuple(item for item in items if item[0] != "ran")
 
 
 def _git_text(git: Mapping[str, Any]) -> str:

@@ -172,6 +172,16 @@ def earlier_results(runs_dir: Path, planned: Iterable[str],
     return found, rows
 
 
+def roster_rows(runs_dir: Path) -> dict[str, dict[str, Any]]:
+    """Every instance's row as typed, from the stage rosters, by instance key."""
+    found: dict[str, dict[str, Any]] = {}
+    folder = runs_dir / STAGE_ROSTERS
+    for path in sorted(folder.glob("*.json")) if folder.is_dir() else ():
+        for entry in _roster(runs_dir, path.stem):
+            found[f"{path.stem}/{entry['instance']}"] = dict(entry.get("row") or {})
+    return found
+
+
 def project_order(runs_dir: Path, results: Sequence[Any]) -> list[Any]:
     """``results`` in the project's order: stages as they first come, each stage's
     instances as its roster lists them (new ones after), so a ``--select`` or a

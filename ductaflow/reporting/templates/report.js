@@ -47,3 +47,50 @@
     for (var r = 0; r < rows.length; r++) body.appendChild(rows[r]);
   }
 })();
+(function () {
+  // Filter instances by status and by what they are called or run with. The page
+  // lists them all without it.
+  var search = document.getElementById("search");
+  var filter = document.getElementById("status-filter");
+  if (!search || !filter) return;
+  var key = "ductaflow:filter:" + location.pathname;
+  var sections = document.querySelectorAll("section.stage");
+  function wanted(row, kind) {
+    var status = row.getAttribute("data-status"), action = row.getAttribute("data-action");
+    if (kind === "all") return true;
+    if (kind === "attention") return status === "error" || status === "warning" || action === "blocked";
+    if (kind === "blocked") return action === "blocked";
+    if (kind === "ran") return action === "ran" || action === "failed";
+    return status === kind;
+  }
+  function apply() {
+    var words = search.value.trim().toLowerCase().split(/\s+/).filter(Boolean);
+    var kind = filter.value, shown = 0, total = 0;
+    for (var s = 0; s < sections.length; s++) {
+      var rows = sections[s].querySelectorAll("details.inst"), here = 0;
+      for (var r = 0; r < rows.length; r++) {
+        var params = rows[r].querySelector(".params");
+        var text = (rows[r].getAttribute("data-key") + " " +
+                    (params ? params.textContent : "")).toLowerCase();
+        var ok = wanted(rows[r], kind);
+        for (var w = 0; ok && w < words.length; w++) ok = text.indexOf(words[w]) !== -1;
+        rows[r].hidden = !ok;
+        if (ok) here++;
+      }
+      total += rows.length; shown += here;
+      var note = sections[s].querySelector(".shown");
+      if (note) note.textContent = here === rows.length ? "" : " · " + here + " shown";
+      sections[s].hidden = here === 0 && (words.length > 0 || kind !== "all");
+    }
+    document.getElementById("shown").textContent =
+      shown === total ? "" : shown + " of " + total + " instances shown";
+    try { sessionStorage.setItem(key, JSON.stringify([search.value, kind])); } catch (e) {}
+  }
+  try {
+    var kept = JSON.parse(sessionStorage.getItem(key) || "null");
+    if (kept) { search.value = kept[0]; filter.value = kept[1]; }
+  } catch (e) { /* nothing kept */ }
+  search.addEventListener("input", apply);
+  filter.addEventListener("change", apply);
+  if (search.value || filter.value !== "all") apply();
+})();
