@@ -95,13 +95,16 @@ class FlowError(DuctaflowError):
     exit_code = 1
 
     def __init__(self, message: str, *, flow: str, ename: str = "", evalue: str = "",
-                 cell: int | None = None, output_file: str | None = None):
+                 cell: int | None = None, output_file: str | None = None,
+                 traceback_text: str = ""):
         super().__init__(message)
+        self.traceback_text = traceback_text
         self.flow = flow
         self.ename = ename
         self.evalue = evalue
         self.cell = cell
         self.output_file = output_file
+        self.where = ""  # ``flows/model.py:42``: the flow's line that failed, when known
 
     @property
     def summary(self) -> str:

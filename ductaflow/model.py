@@ -186,6 +186,7 @@ class RunResult:
     started_at: str = ""
     ended_at: str = ""
     attempts: int = 1  # runs it took, with ``--retries``; the duration covers them all
+    error_at: str = ""  # ``flows/model.py:42``: the flow's line that failed, when known
 
     @property
     def key(self) -> str:

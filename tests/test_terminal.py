@@ -64,9 +64,10 @@ ductaflow.run_notebook("flows/inner.py", {"k": "e"}, "runs/second")
     lines = done.stdout.splitlines()
     at = next(i for i, line in enumerate(lines) if line.startswith("failed"))
     assert lines[at] == "failed   b/b1: in flows/inner.py: ValueError: bad"
-    assert lines[at + 1].split() == ["output:", "runs/b/b1/runs/second/inner_execution_output.txt"]
-    assert lines[at + 2].split() == ["debug:", "ductaflow", "debug", "runs/b/b1/runs/second"]
-    debug = run_cli(*lines[at + 2].split()[2:], cwd=project)  # the command works as shown
+    assert lines[at + 1].split() == ["at:", "flows/inner.py:10"]  # the inner flow's line
+    assert lines[at + 2].split() == ["output:", "runs/b/b1/runs/second/inner_execution_output.txt"]
+    assert lines[at + 3].split() == ["debug:", "ductaflow", "debug", "runs/b/b1/runs/second"]
+    debug = run_cli(*lines[at + 3].split()[2:], cwd=project)  # the command works as shown
     assert debug.returncode == 0 and "last run  ❌ Failed inner" in debug.stdout
 
 
@@ -109,3 +110,38 @@ def test_the_plan_says_how_long_it_should_take_from_the_last_durations(project: 
                   cwd=project)
     real = float(ran.stdout.strip().splitlines()[-2].split()[-1].rstrip("s"))
     assert _estimate(ran.stdout) <= real * 1.5 + 1  # near the real duration
+
+
+FAILS_AT = """\
+# %% tags=["parameters"]
+config = {}
+
+# %%
+from ductaflow import is_notebook_execution, load_cli_config
+if not is_notebook_execution():
+    config = load_cli_config(None, "fails")
+
+# %%
+def divide(x):
+    return 1 / x
+
+total = 0
+total += divide(config["x"])
+"""
+
+
+@pytest.mark.kernel
+@pytest.mark.parametrize("mode", ["script", "notebook"])
+def test_a_failure_points_at_the_flow_file_and_line(project: Path, mode: str) -> None:
+    add_flow(project, "fails", FAILS_AT)
+    (project / "fails.csv").write_text("instance,x\nzero,0\n", encoding="utf-8")
+    done = run_cli("conduct", "fails.csv", "--mode", mode, cwd=project)
+    assert done.returncode == 1
+    lines = done.stdout.splitlines()
+    at = next(i for i, line in enumerate(lines) if line.startswith("failed"))
+    assert lines[at + 1].split() == ["at:", "flows/fails.py:11"]  # the line of the .py
+    output = (project / "runs/fails/zero/fails_execution_output.txt").read_text(encoding="utf-8")
+    assert "at flows/fails.py:11" in output and "ZeroDivisionError" in output
+    assert "runpy" not in output and "ductaflow/execution" not in output  # not the flow's
+    report = (project / "runs/conductor_status_report.html").read_text(encoding="utf-8")
+    assert "ZeroDivisionError: division by zero (flows/fails.py:11)" in report

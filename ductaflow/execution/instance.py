@@ -8,6 +8,7 @@ that did not finish.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
 from pathlib import Path
@@ -42,7 +43,7 @@ def execute_instance(instance: Instance, reason: str, options: ExecOptions) -> R
     _bookkeeping(run_dir / STARTED, records.write_started, run_dir,
                  {"stage": instance.stage, "instance": instance.name, "flow": instance.flow,
                   "reason": reason})
-    error = _run_flow(instance, run_dir, options, code)
+    error, where = _run_flow(instance, run_dir, options, code)
     duration = time.monotonic() - started
     flows = records.read_flows_manifest(run_dir)
     status = Status.ERROR if error else _status_of(run_dir, instance, flows)
@@ -52,12 +53,13 @@ def execute_instance(instance: Instance, reason: str, options: ExecOptions) -> R
         inputs=inputs, upstream=upstream, status=status.value, started_at=started_at,
         ended_at=records.utc_now(), duration_s=duration, flows=flows, reason=reason,
         provenance=produced_by, error=error, upstream_files=reads, mode=options.mode,
-        html=options.export_html and options.mode == "notebook")
+        html=options.export_html and options.mode == "notebook", error_at=where)
     _bookkeeping(run_dir / RECORD, records.write_record, run_dir, record)
     _bookkeeping(run_dir / HISTORY, records.add_history, run_dir, _history_entry(
         record, recorded.instance_values(run_dir, instance.flow_stem)))
-    return RunResult.of(instance, Action.FAILED if error else Action.RAN, status, reason,
-                        duration, error, started_at, record["ended_at"])
+    result = RunResult.of(instance, Action.FAILED if error else Action.RAN, status, reason,
+                          duration, error, started_at, record["ended_at"])
+    return dataclasses.replace(result, error_at=where) if where else result
 
 
 def accept_instance(instance: Instance, reason: str, options: ExecOptions) -> RunResult:
@@ -172,9 +174,10 @@ def instance_dir(runs_dir: Path, instance: Instance) -> Path:
 
 
 def _run_flow(instance: Instance, run_dir: Path, options: ExecOptions,
-              code: dict[str, str]) -> str:
-    """Run the flow; return "" on success or the one-line error summary. ``code``
-    receives the project modules it imported."""
+              code: dict[str, str]) -> tuple[str, str]:
+    """Run the flow; return ("", "") on success, or the one-line error summary and the
+    flow's line that failed (``flows/model.py:42``, when known). ``code`` receives the
+    project modules it imported."""
     flow = options.project_root / instance.flow
     os.environ[environment.PROJECT_ROOT] = str(options.project_root)
     os.environ[environment.RUNS_DIR] = str(options.runs_dir)
@@ -194,10 +197,10 @@ def _run_flow(instance: Instance, run_dir: Path, options: ExecOptions,
                          options.timeout, export_html=options.export_html,
                          code=code)
     except FlowError as exc:
-        return exc.summary
+        return exc.summary, exc.where
     finally:
         os.environ.pop(environment.FLOWS_MANIFEST, None)
-    return ""
+    return "", ""
 
 
 def _status_of(run_dir: Path, instance: Instance, flows: list[dict]) -> Status:

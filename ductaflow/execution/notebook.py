@@ -84,6 +84,9 @@ def run_notebook(
             _execute(nb, out_nb, full_config, run_dir, kernel_name, timeout, writer, stem,
                      modules, root)
         except FlowError as exc:
+            exc.where = _where_in_flow(flow, root, out_nb, exc)
+            if exc.where:
+                writer.write_line(f"at {exc.where}", echo=False)
             footer = footer_line(stem, time.monotonic() - started, exc.summary)
             writer.write_line(footer, echo=False)
             ran = ran_code(flow_code, root, modules.get("found"), started_ns, code)
@@ -226,11 +229,12 @@ def _execute(nb: Any, out_nb: Path, config: dict, run_dir: Path, kernel_name: st
             raise_on_iopub_timeout=False, modules=modules,
         )
     except papermill.PapermillExecutionError as exc:
-        writer.write_text(_ANSI.sub("", "\n".join(exc.traceback)))
+        traceback_text = _ANSI.sub("", "\n".join(exc.traceback))
+        writer.write_text(traceback_text)
         raise FlowError(
             f"{stem} failed in cell {exc.exec_count}: {exc.ename}: {exc.evalue}",
             flow=stem, ename=exc.ename, evalue=exc.evalue, cell=exc.exec_count,
-            output_file=str(writer.path)) from exc
+            output_file=str(writer.path), traceback_text=traceback_text) from exc
     except CellTimeoutError as exc:
         writer.write_text(f"Timeout: stopped after {timeout} s")
         raise FlowTimeoutError(f"{stem} timed out after {timeout} s", flow=stem,
@@ -245,6 +249,30 @@ def _execute(nb: Any, out_nb: Path, config: dict, run_dir: Path, kernel_name: st
                               output_file=str(writer.path)) from exc
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
+
+
+_CELL_LINE = re.compile(r"Cell In\[(\d+)\], line (\d+)")
+
+
+def _where_in_flow(flow: Path, root: Path, out_nb: Path, exc: FlowError) -> str:
+    """``flows/model.py:42`` for the traceback's last ``Cell In[4], line 8``: the line of
+    the file the user edits, not of the notebook papermill ran."""
+    found = _CELL_LINE.findall(exc.traceback_text)
+    if not found or flow.suffix != ".py":
+        return ""
+    count, line = int(found[-1][0]), int(found[-1][1])
+    try:
+        import nbformat
+
+        cells = nbformat.read(out_nb, as_version=4).cells
+        text = flow.read_text(encoding="utf-8")
+    except (OSError, ValueError):
+        return ""
+    source = next((c.source for c in cells if c.get("execution_count") == count), "")
+    at = text.find(source) if source.strip() else -1
+    if at < 0:
+        return ""
+    return f"{_relative_posix(flow, root)}:{text.count(chr(10), 0, at) + line}"
 
 
 def _tail(path: Path, lines: int = 20) -> str:

@@ -82,6 +82,9 @@ def run_script(
             finally:
                 processes.unregister(proc)
             return _conclude(proc, writer, footer, stem, timeout, time.monotonic() - started)
+    except FlowError as exc:
+        exc.where = _noted(modules_file).get("where", "")
+        raise
     finally:
         if code is not None:
             code.update(flow_code)
@@ -98,12 +101,18 @@ def _relative(path: Path, base: Path) -> str:
         return path.as_posix()
 
 
+def _noted(path: str) -> dict[str, Any]:
+    """What the runner wrote down for its parent: ``modules``, ``where`` it failed."""
+    try:
+        found = json.loads(Path(path).read_text(encoding="utf-8") or "{}")
+    except (OSError, ValueError):
+        return {}
+    return found if isinstance(found, dict) else {}
+
+
 def _read_modules(path: str) -> list[str]:
     """The project modules the runner wrote down; none when it could not."""
-    try:
-        found = json.loads(Path(path).read_text(encoding="utf-8") or "[]")
-    except (OSError, ValueError):
-        return []
+    found = _noted(path).get("modules")
     return [m for m in found if isinstance(m, str)] if isinstance(found, list) else []
 
 
@@ -196,15 +205,19 @@ def _run_as_main(argv: list[str]) -> int:
     root = os.getcwd()  # the project root: the flow may move elsewhere
     started = time.monotonic()
     error = None
+    where = ""
     try:
         runpy.run_path(str(flow), run_name="__main__")
     except SystemExit as exc:
         error = _exit_error(exc.code)
     except BaseException as exc:  # noqa: BLE001 - any failure of user code is a result
-        traceback.print_exc()
+        _print_traceback(exc)
         error = f"{type(exc).__name__}: {exc}"
+        where = _where_in_flow(exc, flow, root)
+        if where:
+            print(f"at {where}", file=sys.stderr)
     if modules_file:
-        _write_modules(modules_file, root)
+        _write_notes(modules_file, root, where)
     sys.stderr.flush()
     sys.stdout.write(_FOOTER_MARK + footer_line(flow.stem, time.monotonic() - started, error)
                      + "\n")
@@ -212,11 +225,40 @@ def _run_as_main(argv: list[str]) -> int:
     return 0 if error is None else 1
 
 
-def _write_modules(path: str, root: str) -> None:
-    """Note the project modules the flow imported, for its record; never fail the run."""
+def _write_notes(path: str, root: str, where: str) -> None:
+    """Note the project modules the flow imported (for its record) and where it
+    failed; never fail the run."""
     with contextlib.suppress(Exception):
         found = fingerprints.project_modules(root, os.environ.get(environment.RUNS_DIR))
-        Path(path).write_text(json.dumps(found), encoding="utf-8")
+        Path(path).write_text(json.dumps({"modules": found, "where": where}),
+                              encoding="utf-8")
+
+
+_OURS = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _print_traceback(exc: BaseException) -> None:
+    """The flow's traceback as Python prints it, without the runner's own frames
+    (runpy, ductaflow) above the flow's: they say nothing about the flow."""
+    shown = traceback.TracebackException.from_exception(exc)
+    frames = [frame for frame in shown.stack if "runpy" not in frame.filename
+              and not os.path.abspath(frame.filename).startswith(_OURS + os.sep)]
+    shown.stack = traceback.StackSummary.from_list(frames)
+    print("".join(shown.format()), end="", file=sys.stderr)
+
+
+def _where_in_flow(exc: BaseException, flow: Path, root: str) -> str:
+    """``flows/model.py:42``: the flow's own line the traceback last passed through."""
+    target = os.path.realpath(flow)
+    lines = [frame.lineno for frame in traceback.extract_tb(exc.__traceback__)
+             if os.path.realpath(frame.filename) == target]
+    if not lines:
+        return ""
+    try:
+        shown = Path(os.path.relpath(target, root)).as_posix()
+    except ValueError:
+        shown = Path(target).as_posix()
+    return f"{shown}:{lines[-1]}"
 
 
 def _exit_error(code: object) -> str | None:

@@ -268,6 +268,7 @@ def _finished_row(result: RunResult, runs_text: str) -> dict[str, Any]:
     light = result.status.value if result.status else "none"
     row.update(light=light, action=result.action.value, reason=result.reason,
                error=result.error, duration_s=result.duration_s, attempts=result.attempts,
+               error_at=result.error_at,
                duration=_clock(result.duration_s) if result.action is not Action.BLOCKED else "")
     if result.action in (Action.RAN, Action.FAILED):
         row.update(start=_parse(result.started_at), end=_parse(result.ended_at))
@@ -328,7 +329,7 @@ def _attention(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
 def _why(row: dict[str, Any]) -> str:
     """One line: the error, the first warning line, or why it was blocked."""
     if row["error"]:
-        return row["error"]
+        return f"{row['error']} ({row['error_at']})" if row.get("error_at") else row["error"]
     if row["light"] == "warning":
         return next((line["text"] for line in row["tail"] if line.get("warn")), row["reason"])
     return row["reason"]

@@ -273,13 +273,15 @@ class ConductView:
         inside it that failed (from the flows it noted), not the build."""
         folder, output, error = self._folder(result), self._output(result), result.error
         inner = failed_flow(folder)
-        where = ""
+        where, line = "", result.error_at
         if inner is not None:
             where = f"in {inner['flow']}: "
             folder = folder / inner["execution_dir"]
             output = folder / Path(inner["output_file"]).name
             error = _footer_error(output) or error
-        return (f"failed   {escape(result.key)}: {escape(where + error)}\n"
+            line = _failed_line(output)
+        at = f"         at:     {escape(line)}\n" if line else ""
+        return (f"failed   {escape(result.key)}: {escape(where + error)}\n{at}"
                 f"         output: {escape(display_path(output))}\n"
                 f"         debug:  ductaflow debug {escape(display_path(folder))}")
 
@@ -295,18 +297,27 @@ def failed_flow(folder: Path) -> dict[str, str] | None:
     return None
 
 
-def _footer_error(output: Path) -> str:
-    """The error its footer names (``❌ Failed x | Time: 1s | ValueError: boom``)."""
-    from ductaflow.run_folder.files import is_footer
+def _failed_line(output: Path) -> str:
+    """The ``at flows/x.py:42`` line a runner writes before a failed footer."""
+    lines = _last_lines(output)
+    return next((line[3:] for line in reversed(lines[-3:]) if line.startswith("at ")), "")
 
+
+def _last_lines(output: Path) -> list[str]:
     try:
         with open(output, "rb") as handle:
             handle.seek(0, os.SEEK_END)
             handle.seek(max(0, handle.tell() - 4096))
-            lines = handle.read().decode("utf-8", errors="replace").splitlines()
+            return handle.read().decode("utf-8", errors="replace").splitlines()
     except OSError:
-        return ""
-    last = next((line for line in reversed(lines) if line.strip()), "")
+        return []
+
+
+def _footer_error(output: Path) -> str:
+    """The error its footer names (``❌ Failed x | Time: 1s | ValueError: boom``)."""
+    from ductaflow.run_folder.files import is_footer
+
+    last = next((line for line in reversed(_last_lines(output)) if line.strip()), "")
     return last.split(" | ", 2)[2] if is_footer(last) and last.count(" | ") >= 2 else ""
 
 
