@@ -57,7 +57,7 @@ def test_select_and_a_second_table_hide_nothing(project: Path) -> None:
     rows = _csv(project)
     assert list(rows) == ["prep/low", "prep/high", "model/low", "model/high"]
     assert rows["prep/low"]["action"] == "ran"
-    assert rows["prep/high"]["reason"] == "not in this conduct"
+    assert rows["prep/high"]["reason"] == "not in this conduct (prep.csv)"  # which table
     assert rows["model/high"]["status"] == "success"  # its latest outcome, from disk
     assert _report_keys(project)[0] == list(rows)
 

@@ -90,11 +90,24 @@ def write_stage_files(project_root: Path, runs_dir: Path, instances: Iterable[In
         folder = runs_dir / STAGE_ROSTERS
         folder.mkdir(exist_ok=True)
         records.atomic_write_text(folder / f"{stage}.json", json.dumps(
-            {"stage": stage, "instances": roster}, ensure_ascii=False, default=str))
+            {"stage": stage, "table": _table_shown(members, project_root),
+             "instances": roster}, ensure_ascii=False, default=str))
         table = _table(runs_dir, stage, roster, statuses)
         records.atomic_write_text(stage_csv_path(runs_dir, stage), stage_csv(table))
         tables.append(table)
     return tables
+
+
+def _table_shown(members: Sequence[Instance], project_root: Path) -> str:
+    """Where the stage's rows come from: ``scenarios/demo.xlsx, sheet 'model'``."""
+    row = next((i.row for i in members if i.row is not None), None)
+    if row is None or not row.file:
+        return ""
+    try:
+        shown = Path(row.file).resolve().relative_to(project_root).as_posix()
+    except (ValueError, OSError):
+        shown = row.file
+    return f"{shown}, sheet {row.sheet!r}" if row.sheet else shown
 
 
 def rosters_current(runs_dir: Path, instances: Iterable[Instance],
@@ -122,6 +135,16 @@ def _roster(runs_dir: Path, stage: str) -> list[dict[str, Any]]:
     ok = isinstance(roster, list) and all(isinstance(e, dict) and "instance" in e
                                           for e in roster)
     return roster if ok else []
+
+
+def _roster_table(runs_dir: Path, stage: str) -> str:
+    """The table the stage's roster came from, as its last conduct named it."""
+    try:
+        found = json.loads((runs_dir / STAGE_ROSTERS / f"{stage}.json")
+                           .read_text(encoding="utf-8")).get("table", "")
+    except (OSError, ValueError, AttributeError):
+        return ""
+    return found if isinstance(found, str) else ""
 
 
 def _merged(old: list[dict[str, Any]], new: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -153,6 +176,8 @@ def earlier_results(runs_dir: Path, planned: Iterable[str],
         stage = path.stem
         if stage in stages and not partial:
             continue
+        table = _roster_table(runs_dir, stage)
+        why = f"{NOT_IN_THIS_CONDUCT} ({table})" if table else NOT_IN_THIS_CONDUCT
         for entry in _roster(runs_dir, stage):
             key = f"{stage}/{entry['instance']}"
             if key in planned or not isinstance(entry.get("run_dir"), str):
@@ -162,8 +187,7 @@ def earlier_results(runs_dir: Path, planned: Iterable[str],
             found.append(RunResult(
                 stage=stage, instance=entry["instance"], action=Action.SKIPPED,
                 status=Status(status) if status in records.STATUSES else None,
-                reason=NOT_IN_THIS_CONDUCT if record else
-                f"{NOT_IN_THIS_CONDUCT}; it has not finished",
+                reason=why if record else f"{why}; it has not finished",
                 duration_s=float(record.get("duration_s") or 0.0),
                 run_dir=f"{stage}/{entry['instance']}", flow=str(entry.get("flow", "")),
                 error=str(record.get("error") or ""),
