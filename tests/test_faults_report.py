@@ -89,7 +89,7 @@ ALLOWED_TAGS = {"html", "head", "meta", "title", "link", "style", "script", "bod
                 "a", "b", "i", "small", "dl", "dt", "dd", "svg", "rect", "line", "text", "g",
                 "table", "thead", "tbody", "tr", "th", "td", "ul", "li", "code", "pre", "em",
                 "strong", "nav", "footer", "br", "time", "abbr", "label", "input", "button",
-                "mark"}
+                "mark", "select", "option"}  # the search and status filter
 
 
 def assert_inert(html: str) -> None:
