@@ -62,6 +62,7 @@ def run_notebook(
     flow's output is also shown on this process's stdout as it is printed. ``code``,
     when given, receives the code that ran (``ran_code``), for the instance's record.
     """
+    __tracebackhide__ = True  # a build's traceback shows its own line, not ductaflow's
     root = resolve_project_root(project_root)
     flow = resolve_flow(notebook_file, root)
     run_dir = Path(execution_dir if execution_dir is not None else Path.cwd()).absolute()
@@ -205,6 +206,7 @@ def _execute(nb: Any, out_nb: Path, config: dict, run_dir: Path, kernel_name: st
              timeout: float | None, writer: OutputWriter, stem: str,
              modules: dict[str, Any], root: Path) -> None:
     """Run the notebook; translate papermill's and nbclient's failures into ours."""
+    __tracebackhide__ = True
     import papermill
     from nbclient.exceptions import CellTimeoutError, DeadKernelError
 
@@ -231,10 +233,12 @@ def _execute(nb: Any, out_nb: Path, config: dict, run_dir: Path, kernel_name: st
     except papermill.PapermillExecutionError as exc:
         traceback_text = _ANSI.sub("", "\n".join(exc.traceback))
         writer.write_text(traceback_text)
+        # The flow's traceback is in its output file: a build that ran it sees one
+        # FlowError, not papermill's chain of internals.
         raise FlowError(
             f"{stem} failed in cell {exc.exec_count}: {exc.ename}: {exc.evalue}",
             flow=stem, ename=exc.ename, evalue=exc.evalue, cell=exc.exec_count,
-            output_file=str(writer.path), traceback_text=traceback_text) from exc
+            output_file=str(writer.path), traceback_text=traceback_text) from None
     except CellTimeoutError as exc:
         writer.write_text(f"Timeout: stopped after {timeout} s")
         raise FlowTimeoutError(f"{stem} timed out after {timeout} s", flow=stem,
