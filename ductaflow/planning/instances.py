@@ -52,7 +52,7 @@ from ductaflow.planning import checks
 from ductaflow.planning.project import DRIVE, PathRef, Project
 from ductaflow.planning.reasons import listed, show
 from ductaflow.run_folder.files import ConfigFileError, read_config
-from ductaflow.run_folder.names import fold, name_problem
+from ductaflow.run_folder.names import engine_name_problem, fold, name_problem
 from ductaflow.tables import templating
 
 RESERVED = ("instance", "flow")
@@ -186,7 +186,7 @@ def location(row: Row, header: str | None = None) -> Location:
 def _check_stages(tables: Sequence[Table]) -> None:
     folded: dict[str, Table] = {}
     for table in tables:
-        problem = name_problem(table.stage)
+        problem = name_problem(table.stage) or engine_name_problem(table.stage)
         if problem:
             raise TableError(f"stage name {table.stage!r} {problem}",
                              Location(table.file, table.sheet),

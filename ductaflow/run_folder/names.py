@@ -11,6 +11,12 @@ import re
 import unicodedata
 
 MAX_NAME = 100
+#: File systems count a name's length in bytes (255 per name on Linux and macOS);
+#: ductaflow keeps the rest for the names it derives (``<flow>_execution_output.attempt2.txt``,
+#: ``conductor_results_<stage>.csv``).
+MAX_NAME_BYTES = 200
+#: What the runs folder's own files start with: a stage so named would collide with them.
+ENGINE_PREFIXES = (".conductor", "conductor_results", "conductor_status_report")
 _WINDOWS_DEVICES = frozenset(
     ["CON", "PRN", "AUX", "NUL", "CONIN$", "CONOUT$"]
     + [f"{p}{i}" for p in ("COM", "LPT") for i in [*range(1, 10), "¹", "²", "³"]]
@@ -35,6 +41,19 @@ def name_problem(name: str) -> str | None:
         return "is a reserved device name on Windows"
     if len(name) > MAX_NAME:
         return f"is longer than {MAX_NAME} characters"
+    size = len(name.encode("utf-8", errors="surrogatepass"))
+    if size > MAX_NAME_BYTES:
+        return (f"is {size} bytes in UTF-8, more than the {MAX_NAME_BYTES} a name may take "
+                "(file systems allow 255 bytes, and ductaflow adds to some names)")
+    return None
+
+
+def engine_name_problem(stage: str) -> str | None:
+    """Why a stage name would collide with the runs folder's own files, or None."""
+    folded = fold(stage)
+    for prefix in ENGINE_PREFIXES:
+        if folded.startswith(prefix):
+            return f"collides with ductaflow's own files in the runs folder ({prefix}...)"
     return None
 
 
