@@ -136,11 +136,12 @@ class ConductView:
         self.console.print(f"waiting for another conduct to finish ({folder})")
 
     def _on_plan(self, the_plan: Any) -> None:
-        from ductaflow.planning.estimates import expected_durations
-
         self.runs_dir = the_plan.runs_dir
-        self.expected = expected_durations(the_plan)
         self.waiting = {d.instance.key for d in the_plan.decisions if d.run}
+        if self.waiting:  # a no-op has nothing to estimate
+            from ductaflow.planning.estimates import expected_durations
+
+            self.expected = expected_durations(the_plan)
         self.console.print(plan_headline(the_plan, self.jobs))
         print_lines(self.console, warning_lines(the_plan.warnings))
         to_run = [d for d in the_plan.decisions if d.run]
