@@ -22,7 +22,7 @@ Each instance folder ``<runs>/<stage>/<instance>/`` holds a folder ``.ductaflow/
       every project module those imported (``fingerprints``). A file that did not
       exist is ``""``; a module edited during the run is ``fingerprints.EDITED``.
     - ``inputs``: ``{project-relative POSIX path: {"size", "mtime_ns", "sha256"}}``
-      for the project files its config names (``file_fingerprint``).
+      for the project files its config names (``fingerprints.file_fingerprint``).
     - ``upstream``: ``{"stage/name": run_id}`` of each instance it depends on, as they
       were when it ran.
     - ``status``: ``"success"``, ``"warning"`` or ``"error"``.
