@@ -32,10 +32,16 @@ variables; each is set by one process and read by another:
     Set to ``1`` by ``load_cli_config --debug`` in its own process (a flow stepped
     through after a run, ``ductaflow debug``). Read by ``record`` there: a debug run
     saves no values into the run's folder.
-``DUCTAFLOW_MODULES_FILE``
+``DUCTAFLOW_NOTES_FILE``
     Set by the script runner for the flow it starts (``execution.script``), read and
-    removed by the runner inside that process before the flow runs: where it writes
-    the project modules the flow imported, for the flow's record.
+    removed by the runner inside that process before the flow runs: where it notes
+    how the flow ended (the footer), the project modules it imported and where it
+    failed.
+``DUCTAFLOW_PARENT_PID``
+    Set by whatever starts a process that must end with it: a worker for its script
+    flow or kernel, the conductor for its kernel server. Read and removed by
+    ``processes.watch_parent`` in that process: the parent may be gone before the
+    child first looks, and then its parent is already another.
 
 Standard library only, and nothing at import: flows import it through ``flow``.
 """
@@ -45,5 +51,6 @@ FLOWS_MANIFEST = "DUCTAFLOW_FLOWS_MANIFEST"
 KERNEL_SERVER = "DUCTAFLOW_KERNEL_SERVER"
 CAPTURED_BY_PARENT = "DUCTAFLOW_CAPTURED_BY_PARENT"
 RUNS_DIR = "DUCTAFLOW_RUNS_DIR"
-MODULES_FILE = "DUCTAFLOW_MODULES_FILE"
+NOTES_FILE = "DUCTAFLOW_NOTES_FILE"
+PARENT_PID = "DUCTAFLOW_PARENT_PID"
 DEBUG_RUN = "DUCTAFLOW_DEBUG_RUN"

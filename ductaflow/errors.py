@@ -47,7 +47,16 @@ class DuctaflowError(Exception):
 
     def __str__(self) -> str:
         text = f"{self.location}: {self.message}" if self.location else self.message
-        return f"{text} ({self.hint})" if self.hint else text
+        return printable(f"{text} ({self.hint})" if self.hint else text)
+
+
+def printable(text: str) -> str:
+    """``text`` on one line: line breaks and other control characters shown escaped
+    (``\\n``, ``\\x1b``), as a table's cells or headers may hold them. What ductaflow
+    prints about them stays one line, and a terminal never obeys them."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 class UsageError(DuctaflowError):

@@ -125,6 +125,22 @@ CSV_BAD = {
     "cycle": ("instance,input\nA,runs/act/B/x\nB,runs/act/A/x\n",
               ", row 2: dependency cycle: act/A -> act/B -> act/A"),
     "stage-column": ("instance,stage\nA,x\n", ", row 1, column 2 (stage)"),
+    # issue 20: structure that used to lose data, or the one line
+    "dotted-then-plain": ("instance,a.b,a\nA,1,2\n",
+                          ", row 2, column 3 (a): column 'a' sets 'a' to 2, and column 'a.b'"),
+    "plain-then-dotted": ("instance,a,a.b\nA,2,1\n",
+                          ", row 2, column 2 (a): column 'a' sets 'a' to 2, and column 'a.b'"),
+    "deeper-then-shallower": ("instance,x.a.b,x.a\nA,1,text\n",
+                              ", row 2, column 3 (x.a): column 'x.a' sets 'x.a' to text"),
+    "header-nfc-nfd": ("instance,caf\u00e9,cafe\u0301\nA,1,2\n",
+                       ", row 1, column 3 (cafe\u0301): duplicate column"),
+    "header-line-break": ('instance,"to\ntal"\nA,1\n',
+                          ", row 1, column 2: column header 'to\\ntal' holds a line break"),
+    "header-escape": ("instance,\x1b[31mred\nA,1\n",
+                      ", row 1, column 2: column header '\\x1b[31mred' holds a line break"),
+    "rendered-megabytes": ("instance,big,huge\nA," + "x" * 30_000 + ",{big}{big}{big}\n",
+                           ", row 2, column 3 (huge): the template renders to 90,000 "
+                           "characters"),
 }
 
 
@@ -134,6 +150,39 @@ def test_a_bad_csv_table_is_refused_on_one_line_and_changes_nothing(root, capsys
     table = csv_case(root, case, text)
     line = refused(root, table, capsys)
     assert line.startswith(f"error: {table}{words}"), line
+
+
+def test_a_row_setting_an_object_and_a_key_inside_it_keeps_both(root):
+    """``a`` as a JSON object and ``a.b`` merge, in either column order."""
+    for name, text in (("object-first", 'instance,a,a.b\nA,"{""c"": 1}",2\n'),
+                       ("dotted-first", 'instance,a.b,a\nA,2,"{""c"": 1}"\n')):
+        tables = read_tables(root / csv_case(root, name, text))
+        (instance,) = plan(tables, project_root=root).instances
+        assert instance.config["a"] == {"b": 2, "c": 1}, name
+
+
+def test_non_finite_numbers_of_a_dataframe_reach_the_config_as_json(root):
+    """NaN is blank (not set), inf the text a CSV saved from the frame would hold; NaN
+    inside a list is null; the saved config is valid JSON (no NaN, no Infinity)."""
+    import pandas as pd
+
+    frame = pd.DataFrame({"instance": ["A", "B"], "x": [float("inf"), float("nan")],
+                          "y": [[1.0, float("nan")], [2, 3]]})
+    (table,) = read_tables(frame, stage="act")
+    assert table.rows[0].values["x"] == "inf" and "x" not in table.rows[1].values
+    assert table.rows[0].values["y"] == [1, None]
+    config = plan([table], project_root=root).instances[0].config
+    json.loads(json.dumps(config), parse_constant=pytest.fail)
+    frame["y"] = [[1.0, float("-inf")], [2, 3]]
+    with pytest.raises(TableError, match=r"<DataFrame>, row 2, column C \(y\): -inf inside"):
+        read_tables(frame, stage="act")
+
+
+def test_a_base_config_holding_nan_or_infinity_is_refused(root, capsys):
+    (root / "config" / "flows").mkdir(parents=True, exist_ok=True)
+    (root / "config" / "flows" / "act.json").write_text('{"x": NaN}', encoding="utf-8")
+    line = refused(root, "scenarios/act.csv", capsys)
+    assert "config/flows/act.json: invalid JSON: NaN is not JSON" in line, line
 
 
 def test_a_quote_never_closed_is_refused_naming_the_row_it_opens_on(root, capsys):
@@ -429,3 +478,41 @@ def test_a_malicious_workbook_is_refused_fast_with_bounded_memory(root, kind):
     assert one_line_error(done.stderr).startswith("error: scenarios/bomb.xlsx: ")
     assert peak < 150 * 1024, f"peak RSS {peak} KiB while refusing"
     assert snapshot(root) == before
+
+
+# --- control characters in cells never reach a terminal raw ----------------------------------
+
+SHOUTING = '''# %% tags=["parameters"]
+config = {}
+# %%
+from ductaflow import is_notebook_execution, load_cli_config
+if not is_notebook_execution():
+    config = load_cli_config(None, "act")
+if config.get("fail"):
+    raise ValueError(config["note"])
+'''
+
+
+def test_control_characters_from_cells_are_shown_escaped_on_a_piped_terminal(tmp_path):
+    """A cell holding an escape sequence and a line break: the plan, the failure line,
+    ``status`` and ``diff`` show them escaped, each on its one line."""
+    root = make_project(tmp_path / "project", {"act": 'instance,note,fail\nA,"a\x1b[2Jb\nc",1\n'},
+                        flows={})
+    (root / "flows" / "act.py").write_text(SHOUTING, encoding="utf-8")
+    first = conduct_cli(root, "scenarios/act.csv", "--mode", "script")
+    assert first.returncode == 1, first.stderr
+    (root / "scenarios" / "act.csv").write_text('instance,note,fail\nA,"\x07x\ry",\n',
+                                                encoding="utf-8")
+    plan_out = conduct_cli(root, "scenarios/act.csv", "--dry-run")
+    second = conduct_cli(root, "scenarios/act.csv", "--mode", "script")
+    status = run_cli("status", cwd=root)
+    diff = run_cli("diff", "act/A", cwd=root)
+    shown = {"conduct": first.stdout, "dry-run": plan_out.stdout, "second": second.stdout,
+             "status": status.stdout, "diff": diff.stdout}
+    for name, text in shown.items():
+        raw = [c for c in text if not c.isprintable() and c != "\n"]
+        assert not raw, (name, raw, text)
+    failed = next(line for line in first.stdout.splitlines() if line.startswith("failed"))
+    assert "ValueError: a\\x1b[2Jb" in failed, failed
+    assert "\\x07x\\ry" in plan_out.stdout, plan_out.stdout
+    assert "\\x07x\\ry" in diff.stdout, diff.stdout

@@ -148,7 +148,8 @@ def test_bad_base_config_names_its_file(root: Path) -> None:
 
 def test_dotted_header_under_a_scalar_is_an_error(root: Path) -> None:
     table = _table("prep", [{"instance": "x", "a": 1, "a.b": 2}])
-    with pytest.raises(TableError, match=r"row 2, column 3 \(a\.b\).*'a' to be an object"):
+    with pytest.raises(TableError, match=r"row 2, column 2 \(a\): column 'a' sets 'a' to 1, "
+                                         r"and column 'a\.b' sets a key inside it"):
         build_instances([table], root, root / "runs")
 
 

@@ -15,11 +15,16 @@ if __name__ == "__main__":
 
     from ipykernel.kernelapp import IPKernelApp
 
-    from ductaflow.execution.kernels import exit_kernel, project_on_path
+    from ductaflow.execution.kernels import (
+        exit_kernel,
+        leave_children_to_the_worker,
+        project_on_path,
+    )
 
     project_on_path()
     app = IPKernelApp.instance()
     app.initialize()
+    leave_children_to_the_worker(app)
     gc.freeze()  # the kernel's own objects; exit_kernel closes only the flow's files
     app.start()
     exit_kernel()

@@ -83,9 +83,11 @@ def kernel_manager_class(socket_dir: str | None, kernel_log: Path,
                 self.provisioner = WarmProvisioner(
                     kernel_id=self.kernel_id, kernel_spec=self.kernel_spec, parent=self,
                     server=server, kernel_log=str(kernel_log))
+            # The kernel ends with this process, even one that dies while it starts.
+            kw["env"] = {**(kw.get("env") or os.environ),
+                         environment.PARENT_PID: str(os.getpid())}
             if project_root is not None:
-                kw["env"] = {**(kw.get("env") or os.environ),
-                             environment.PROJECT_ROOT: str(project_root)}
+                kw["env"][environment.PROJECT_ROOT] = str(project_root)
             sink = open(kernel_log, "ab")  # noqa: SIM115 - the kernel process holds it
             kw.setdefault("stdout", sink)
             kw.setdefault("stderr", sink)
@@ -112,6 +114,8 @@ def kernel_manager_class(socket_dir: str | None, kernel_log: Path,
                 await super().shutdown_kernel(now=now, restart=restart)
             finally:
                 processes.unregister(self._process)
+                if self._process is not None:  # what the flow started ends with it
+                    processes.kill_group(self._process.pid)
 
         async def _async_wait(self, pollinterval: float = 0.1) -> None:
             # jupyter_client polls a stopping kernel every 0.1 s; its exit is what we
@@ -319,10 +323,11 @@ class KernelServer:
         self.address = str(Path(self.folder) / "server")
         command = [sys.executable, "-m", "ductaflow.execution.kernels", self.address, str(ready),
                    ",".join(preload)]
+        env = {**os.environ, environment.PARENT_PID: str(os.getpid())}
         with processes.interrupt_held():
             self.process = subprocess.Popen(command, stdin=subprocess.DEVNULL,
                                             stdout=subprocess.DEVNULL,
-                                            stderr=subprocess.DEVNULL)
+                                            stderr=subprocess.DEVNULL, env=env)
 
     def close(self) -> None:
         self.process.kill()
@@ -403,11 +408,13 @@ def _run_kernel(connection_file: Path, go: int) -> None:
         app = IPKernelApp.instance()
         app.initialize(["-f", str(connection_file), "--IPKernelApp.parent_handle=0",
                         *KERNEL_ARGUMENTS])
+        leave_children_to_the_worker(app)
         gc.freeze()  # the kernel's own objects: what is collected later is the flow's
         request = json.loads(_read_fd_line(go))
         os.chdir(request["cwd"])
         os.environ.clear()
         os.environ.update(request["env"])
+        os.environ.pop(environment.PARENT_PID, None)  # watched here, by pid
         project_on_path()
         _watch_pid(int(request["parent"]))
         app.start()
@@ -423,6 +430,16 @@ def project_on_path() -> None:
     root = os.environ.get(environment.PROJECT_ROOT)
     if root and root not in sys.path:
         sys.path.insert(1 if sys.path else 0, root)
+
+
+def leave_children_to_the_worker(app: Any) -> None:
+    """At shutdown ipykernel signals the flow's children one by one and waits for them
+    to go, zombies included, for seconds; the worker kills the kernel's whole group
+    once the kernel has exited instead (``shutdown_kernel``). POSIX only: elsewhere
+    there is no group, and ipykernel's way is the one that ends them."""
+    kernel = getattr(app, "kernel", None)
+    if os.name == "posix" and hasattr(kernel, "_process_children"):
+        kernel._process_children = lambda: []
 
 
 def exit_kernel() -> None:

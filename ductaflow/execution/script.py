@@ -1,10 +1,11 @@
 """Run one flow as a plain Python script in a fresh process (``--mode script``).
 
 No kernel: the flow runs as ``python FLOW --config ... --output-dir ...`` through a
-tiny runner (``python -m ductaflow.execution.script``) that knows exactly how it ended, while
-this process reads the child's stdout and stderr and writes them, line by line, to
-``<flow>_execution_output.txt``. Reading the pipe here, rather than teeing inside the
-child, also captures what C libraries and subprocesses print.
+tiny runner (``python -m ductaflow.execution.script``) that knows exactly how it ended and
+notes it in a file of its own, while this process reads the child's stdout and stderr
+and writes them, as they come, to ``<flow>_execution_output.txt``. Reading the pipe
+here, rather than teeing inside the child, also captures what C libraries and
+subprocesses print. The flow runs in a process group of its own, which ends with it.
 """
 
 from __future__ import annotations
@@ -37,8 +38,11 @@ from ductaflow.run_folder.files import (
     write_config,
 )
 
-_FOOTER_MARK = "\x1e"  # ASCII record separator: the runner's footer follows; flows never print it
 _CHUNK = 1 << 16
+#: How long the output of a finished flow is still read: what its children printed
+#: before they were stopped. A pipe held open past this by a process that left the
+#: flow's group is no longer waited for.
+DRAIN_S = 2.0
 
 
 def run_script(
@@ -63,35 +67,37 @@ def run_script(
     recorded.clear(execution_dir, stem)
     command = [sys.executable, "-u", "-m", "ductaflow.execution.script", str(flow),
                "--config", str(cfg), "--output-dir", str(execution_dir)]
-    handle, modules_file = tempfile.mkstemp(prefix="df-modules-", suffix=".json")
+    handle, notes_file = tempfile.mkstemp(prefix="df-notes-", suffix=".json")
     os.close(handle)
     env = {**os.environ, environment.CAPTURED_BY_PARENT: "1", "PYTHONIOENCODING": "utf-8",
-           "PYTHONUNBUFFERED": "1", environment.MODULES_FILE: modules_file,
-           environment.PROJECT_ROOT: str(project_root)}
+           "PYTHONUNBUFFERED": "1", environment.NOTES_FILE: notes_file,
+           environment.PROJECT_ROOT: str(project_root),
+           environment.PARENT_PID: str(os.getpid())}
     started_ns = time.time_ns()
     flow_code = fingerprints.code_fingerprint(project_root, [_relative(flow, project_root)])
     started = time.monotonic()
+    notes: dict[str, Any] = {}
     try:
         with OutputWriter(output_path(execution_dir, stem), echo=echo) as writer:
-            proc = subprocess.Popen(command, cwd=project_root, env=env, stdout=subprocess.PIPE,
-                                    stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                    **_new_group())
-            processes.register(proc)
+            proc = processes.start(command, cwd=project_root, env=env, stdout=subprocess.PIPE,
+                                   stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
             try:
-                footer = _pump(proc, writer, timeout)
+                _follow(proc, writer, timeout)
             finally:
                 processes.unregister(proc)
-            return _conclude(proc, writer, footer, stem, timeout, time.monotonic() - started)
+            notes = _noted(notes_file)
+            return _conclude(proc, writer, str(notes.get("footer", "")), stem, timeout,
+                             time.monotonic() - started)
     except FlowError as exc:
-        exc.where = _noted(modules_file).get("where", "")
+        exc.where = str(notes.get("where", ""))
         raise
     finally:
         if code is not None:
             code.update(flow_code)
             code.update(fingerprints.module_fingerprints(
-                project_root, _read_modules(modules_file), started_ns))
+                project_root, _modules(notes), started_ns))
         with contextlib.suppress(OSError):
-            os.remove(modules_file)
+            os.remove(notes_file)
 
 
 def _relative(path: Path, base: Path) -> str:
@@ -102,7 +108,9 @@ def _relative(path: Path, base: Path) -> str:
 
 
 def _noted(path: str) -> dict[str, Any]:
-    """What the runner wrote down for its parent: ``modules``, ``where`` it failed."""
+    """What the runner wrote down for its parent: the ``footer``, the ``modules`` the
+    flow imported, ``where`` it failed. A file beside the output, not a mark in it: any
+    bytes a flow prints are data, and a flow may close its stdout."""
     try:
         found = json.loads(Path(path).read_text(encoding="utf-8") or "{}")
     except (OSError, ValueError):
@@ -110,54 +118,43 @@ def _noted(path: str) -> dict[str, Any]:
     return found if isinstance(found, dict) else {}
 
 
-def _read_modules(path: str) -> list[str]:
+def _modules(notes: Mapping[str, Any]) -> list[str]:
     """The project modules the runner wrote down; none when it could not."""
-    found = _noted(path).get("modules")
+    found = notes.get("modules")
     return [m for m in found if isinstance(m, str)] if isinstance(found, list) else []
 
 
-def _new_group() -> dict[str, Any]:
-    """Start the flow in its own process group so a timeout can stop all it started."""
-    if os.name == "posix":
-        return {"start_new_session": True}
-    return {"creationflags": subprocess.CREATE_NEW_PROCESS_GROUP}
+def _follow(proc: subprocess.Popen, writer: OutputWriter, timeout: float | None) -> None:
+    """Copy the child's output to the writer as it comes, until the flow has ended.
 
-
-def _pump(proc: subprocess.Popen, writer: OutputWriter, timeout: float | None) -> str:
-    """Copy the child's output to the writer as it comes; stop it at the deadline.
-
-    Returns the runner's footer line, which it marks so that it is found even after a
-    flow that left its last line open or printed past the output cap. Reads in
-    bounded chunks: a flood without newlines never sits whole in memory.
+    The flow ends when its runner exits (or at the deadline): then whatever it
+    started is stopped with it (``processes.end_after``), so a child that kept the
+    pipe open neither outlives the instance nor keeps it "running". The output is read
+    in a thread of its own, in bounded chunks: a flood without newlines never sits
+    whole in memory.
     """
-    decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
-    footer: list[str] = []
+    assert proc.stdout is not None
+    reader = threading.Thread(target=_copy, args=(proc.stdout, writer), daemon=True)
+    reader.start()
     timer = None
     if timeout is not None:
         timer = threading.Timer(timeout, _stop, args=(proc,))
         timer.daemon = True
         timer.start()
     try:
-        assert proc.stdout is not None
-        for raw in iter(lambda: proc.stdout.readline(_CHUNK), b""):
-            _route(decoder.decode(raw).replace("\r\n", "\n"), writer, footer)
-        _route(decoder.decode(b"", final=True), writer, footer)
-        proc.wait()
+        processes.end_after(proc)
     finally:
         if timer is not None:
             timer.cancel()
-    return "".join(footer).strip()
+    reader.join(DRAIN_S)
 
 
-def _route(text: str, writer: OutputWriter, footer: list[str]) -> None:
-    """The flow's text to the writer; from the runner's mark on, to the footer."""
-    if footer:
-        footer.append(text)
-        return
-    before, mark, after = text.partition(_FOOTER_MARK)
-    writer.write(before)
-    if mark:
-        footer.append(after or " ")
+def _copy(stream: Any, writer: OutputWriter) -> None:
+    decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+    with contextlib.suppress(OSError, ValueError):
+        for raw in iter(lambda: stream.read1(_CHUNK), b""):
+            writer.write(decoder.decode(raw).replace("\r\n", "\n"))
+    writer.write(decoder.decode(b"", final=True))
 
 
 def _stop(proc: subprocess.Popen) -> None:
@@ -177,13 +174,13 @@ def _conclude(proc: subprocess.Popen, writer: OutputWriter, footer: str, stem: s
                                ename="Timeout", evalue=f"stopped after {timeout} s",
                                output_file=str(writer.path))
     if not is_footer(footer):
-        summary = f"ProcessDied: exit code {proc.returncode}"
+        summary = f"ProcessDied: {_ended(proc.returncode)}"
         writer.write_line(footer_line(stem, elapsed, summary), echo=False)
         raise KernelDiedError(f"{stem}: the process died ({summary})", flow=stem,
-                              ename="ProcessDied", evalue=f"exit code {proc.returncode}",
+                              ename="ProcessDied", evalue=_ended(proc.returncode),
                               output_file=str(writer.path))
     writer.write_line(footer)
-    if proc.returncode != 0 or footer.startswith("❌"):
+    if footer.startswith("❌"):  # the runner's word, whatever the exit code after it
         summary = footer.split(" | ", 2)[-1]
         ename, _, evalue = summary.partition(": ")
         raise FlowError(f"{stem} failed: {summary}", flow=stem, ename=ename, evalue=evalue,
@@ -191,17 +188,33 @@ def _conclude(proc: subprocess.Popen, writer: OutputWriter, footer: str, stem: s
     return writer.path
 
 
+def _ended(code: int | None) -> str:
+    if code is not None and code < 0:
+        return f"killed by signal {-code}"
+    return f"exit code {code}"
+
+
 def _run_as_main(argv: list[str]) -> int:
-    """The runner inside the child: run the flow as ``__main__``, print the footer.
+    """The runner inside the child: run the flow as ``__main__``, note how it ended.
 
     ``sys.exit()``, ``sys.exit(0)`` and ``raise SystemExit`` end a flow early without
-    error; any other exit code or an exception is a failure (docs/concepts.md).
+    error; any other exit code or an exception is a failure (docs/concepts.md). When
+    the worker is gone by the end (killed while this started), nobody will stop what
+    the flow started: stop it here.
     """
     processes.watch_parent()
+    try:
+        return _run_flow(argv)
+    finally:
+        if processes.parent_gone():
+            processes.end_own_group()
+
+
+def _run_flow(argv: list[str]) -> int:
     flow = Path(argv[0])
     sys.argv = [str(flow), *argv[1:]]
     sys.path.insert(0, str(flow.parent))
-    modules_file = os.environ.pop(environment.MODULES_FILE, None)
+    notes_file = os.environ.pop(environment.NOTES_FILE, None)
     root = os.getcwd()  # the project root: the flow may move elsewhere
     started = time.monotonic()
     error = None
@@ -211,26 +224,30 @@ def _run_as_main(argv: list[str]) -> int:
     except SystemExit as exc:
         error = _exit_error(exc.code)
     except BaseException as exc:  # noqa: BLE001 - any failure of user code is a result
-        _print_traceback(exc)
         error = f"{type(exc).__name__}: {exc}"
         where = _where_in_flow(exc, flow, root)
-        if where:
-            print(f"at {where}", file=sys.stderr)
-    if modules_file:
-        _write_notes(modules_file, root, where)
-    sys.stderr.flush()
-    sys.stdout.write(_FOOTER_MARK + footer_line(flow.stem, time.monotonic() - started, error)
-                     + "\n")
-    sys.stdout.flush()
+        with contextlib.suppress(Exception):  # the flow may have closed stderr
+            _print_traceback(exc)
+            if where:
+                print(f"at {where}", file=sys.stderr)
+    with contextlib.suppress(Exception):
+        sys.stdout.flush()
+        sys.stderr.flush()
+    if notes_file:
+        footer = footer_line(flow.stem, time.monotonic() - started, error)
+        _write_notes(notes_file, root, where, footer)
     return 0 if error is None else 1
 
 
-def _write_notes(path: str, root: str, where: str) -> None:
-    """Note the project modules the flow imported (for its record) and where it
-    failed; never fail the run."""
-    with contextlib.suppress(Exception):
+def _write_notes(path: str, root: str, where: str, footer: str) -> None:
+    """Note how the flow ended, the project modules it imported (for its record) and
+    where it failed."""
+    try:
         found = fingerprints.project_modules(root, os.environ.get(environment.RUNS_DIR))
-        Path(path).write_text(json.dumps({"modules": found, "where": where}),
+    except Exception:  # noqa: BLE001 - without them the record only misses some code
+        found = []
+    with contextlib.suppress(OSError):
+        Path(path).write_text(json.dumps({"footer": footer, "modules": found, "where": where}),
                               encoding="utf-8")
 
 
@@ -265,7 +282,8 @@ def _exit_error(code: object) -> str | None:
     if code is None or code == 0:
         return None
     if not isinstance(code, int):
-        print(code, file=sys.stderr)
+        with contextlib.suppress(Exception):
+            print(code, file=sys.stderr)
     return f"SystemExit: {code}"
 
 

@@ -113,8 +113,11 @@ def build(tables: Sequence[Table], project: Project,
     disabled: dict[str, Row] = {}
     for table in tables:
         _check_headers(table)
+        nested = _nested_headers(table.headers)
         for row in table.rows:
             if row.enabled:
+                if nested:
+                    _check_nested(row, nested)
                 draft = _draft(row, project, flows)
                 _check_unique(draft, seen)
                 drafts.append(draft)
@@ -209,6 +212,28 @@ def _check_headers(table: Table) -> None:
     if table.rows and "instance" not in table.headers:
         raise TableError("no instance column", Location(table.file, table.sheet, 1),
                          hint="add a column 'instance' naming each row, e.g. {scenario}")
+
+
+def _nested_headers(headers: Sequence[str]) -> list[tuple[str, str]]:
+    """(outer, inner) pairs of columns where one sets a key inside the other's value:
+    ``a`` and ``a.b``, ``a.b`` and ``a.b.c``."""
+    dotted = [h for h in headers if "." in h]
+    return [(outer, inner) for outer in headers for inner in dotted
+            if inner.startswith(outer + ".")]
+
+
+def _check_nested(row: Row, nested: Sequence[tuple[str, str]]) -> None:
+    """Refuse a row that sets ``a`` to a plain value and ``a.b`` as well, in either
+    column order: one of them would be lost (a JSON object in ``a`` merges with
+    ``a.b``)."""
+    values = row.values
+    for outer, inner in nested:
+        if outer in values and inner in values and not isinstance(values[outer], dict):
+            raise TableError(f"column {outer!r} sets {outer!r} to {show(values[outer])}, "
+                             f"and column {inner!r} sets a key inside it",
+                             location(row, outer),
+                             hint=f"leave one of them blank, or give {outer!r} as a JSON "
+                                  "object")
 
 
 def _check_unique(draft: _Draft, seen: dict[tuple[str, str], Row]) -> None:

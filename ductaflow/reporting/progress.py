@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from ductaflow.errors import printable
 from ductaflow.model import Action, Decision, RunResult
 from ductaflow.run_folder.files import REPORT_HTML, output_path
 
@@ -36,17 +37,10 @@ def new_console() -> Any:
 
 
 def escape(text: str) -> str:
-    """``text`` shown as it is, never read as rich markup."""
+    """``text`` shown as it is, on one line, never read as rich markup."""
     from rich.markup import escape as rich_escape
 
-    return rich_escape(text)
-
-
-def printable(text: str) -> str:
-    """``text`` on one line: newlines and other control characters shown escaped."""
-    if text.isprintable():
-        return text
-    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+    return rich_escape(printable(text))
 
 
 def count(n: int, word: str) -> str:
@@ -79,7 +73,7 @@ SHOWN_WARNINGS = 20
 def warning_lines(warnings: Any) -> list[str]:
     """``warning: model.csv, row 1, column C (grwoth): ...``, one line each (control
     characters escaped), the first ``SHOWN_WARNINGS`` of them."""
-    lines = [f"warning: {printable(str(w))}" for w in warnings[:SHOWN_WARNINGS]]
+    lines = [f"warning: {w}" for w in warnings[:SHOWN_WARNINGS]]
     more = len(warnings) - SHOWN_WARNINGS
     if more > 0:
         lines.append(f"warning: ... and {more} more (ductaflow conduct --dry-run lists "
@@ -97,10 +91,11 @@ def print_lines(console: Any, lines: list[str]) -> None:
     """Many plain lines at once: rich's per-line rendering costs seconds at 10,000."""
     if not lines:
         return
+    text = "\n".join(map(printable, lines))
     if console.is_jupyter:
-        print("\n".join(lines), flush=True)  # a notebook's stream output, not a display
+        print(text, flush=True)  # a notebook's stream output, not a display
         return
-    console.file.write("\n".join(lines) + "\n")
+    console.file.write(text + "\n")
     console.file.flush()
 
 

@@ -162,13 +162,17 @@ def read_config(path: Path, shown: str | None = None) -> dict[str, Any]:
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigFileError(f"cannot read the config file: {_one_line(exc)}", where) from exc
     try:
-        config = json.loads(text)
+        config = json.loads(text, parse_constant=_no_constant)
     except ValueError as exc:
         raise ConfigFileError(f"invalid JSON: {_one_line(exc)}", where) from exc
     if not isinstance(config, dict):
         raise ConfigFileError(f"a config must hold a JSON object, not {type(config).__name__}",
                               where)
     return config
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON (no number can be infinite or not a number)")
 
 
 def _one_line(exc: BaseException) -> str:

@@ -29,6 +29,7 @@ import csv
 import io
 import itertools
 import logging
+import math
 import os
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -36,7 +37,7 @@ from typing import TYPE_CHECKING, Any
 
 from ductaflow.errors import Location, TableError, TemplateError, UsageError
 from ductaflow.model import Row, Table
-from ductaflow.run_folder.names import name_problem
+from ductaflow.run_folder.names import fold, name_problem
 from ductaflow.tables.grids import (
     BLANK,
     FALSE_WORDS,
@@ -199,22 +200,46 @@ def _delimiter(text: str) -> str:
 
 
 def _dataframe_grid(frame: DataFrame, stage: str) -> Grid:
-    import pandas as pd
-
-    def plain(value: Any) -> Any:
-        if pd.api.types.is_scalar(value) and pd.isna(value):
-            return None
-        if type(value).__module__ == "numpy":
-            return value.tolist()
-        return value
-
     headers = [str(column) for column in frame.columns]
     rows = (
-        (number, [plain(value) for value in values])
+        (number, [_plain(value, number, column, headers) for column, value in enumerate(values)])
         for number, values in enumerate(frame.itertuples(index=False, name=None), start=2)
     )
     return Grid("<DataFrame>", None, stage, itertools.chain([(1, headers)], rows),
                  label=column_letter)
+
+
+def _plain(value: Any, line: int, column: int, headers: Sequence[str]) -> Any:
+    """A DataFrame's cell as a CSV file saved from it would give it: NaN and NA blank,
+    numpy values plain, ``inf`` as the text ``inf``. Inside a list or object, NaN is
+    ``null`` (as pandas writes JSON); an infinity there has no JSON form: refused."""
+    import pandas as pd
+
+    if isinstance(value, (list, tuple, dict)):
+        return _json_ready(value, Location("<DataFrame>", None, line,
+                                           f"{column_letter(column)} ({headers[column]})"))
+    if pd.api.types.is_scalar(value) and pd.isna(value):
+        return None
+    if type(value).__module__ == "numpy":
+        value = value.tolist()
+    if isinstance(value, float) and math.isinf(value):
+        return str(value)
+    return value
+
+
+def _json_ready(value: Any, where: Location) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _json_ready(v, where) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_ready(v, where) for v in value]
+    if type(value).__module__ == "numpy":
+        value = value.tolist()
+    if isinstance(value, float) and not math.isfinite(value):
+        if math.isnan(value):
+            return None
+        raise TableError(f"{value} inside a list or object has no JSON form", where,
+                         hint="use a large number, or text")
+    return value
 
 
 # ---------------------------------------------------------------- grid -> Table
@@ -263,13 +288,17 @@ def _headers(grid: Grid, line: int, cells: Sequence[Any]) -> dict[int, str | Non
             continue
         if name.lower() in RESERVED:
             name = name.lower()
-        if name and name.casefold() in seen:
-            first = seen[name.casefold()]
+        if not name.isprintable():
+            raise TableError(f"column header {name!r} holds a line break or another control "
+                             "character", grid.where(line, column),
+                             hint="a header becomes a config key: remove it")
+        if name and fold(name) in seen:
+            first = seen[fold(name)]
             raise TableError(
                 f"duplicate column {name!r}: {grid.label(first)} ({headers[first]}) "
                 f"and {grid.label(column)} ({name})", grid.where(line, column, name),
-                hint="headers must differ, also in case")
-        seen[name.casefold()] = column
+                hint="headers must differ, also in case and Unicode form")
+        seen[fold(name)] = column
         headers[column] = name
     if "instance" not in headers.values():
         listed = ", ".join(repr(name) for name in headers.values() if name) or "none"

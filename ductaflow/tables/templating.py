@@ -22,6 +22,10 @@ from ductaflow.errors import TemplateError
 
 MAX_WIDTH = 1000
 """The largest width or precision a format spec may ask for."""
+MAX_RENDERED = 32_767
+"""The most characters a rendered cell may hold: an Excel cell's own limit, so every
+value can still be shown in the results workbook. A template repeating a long cell
+would otherwise grow to megabytes in every config."""
 
 _FORMATTER = string.Formatter()
 _NUMBER = re.compile(r"\d+")
@@ -43,7 +47,12 @@ def render(template: str, values: Mapping[str, Any]) -> str:
             # format(text, "") is the text itself: skip the call for the common case
             parts.append(value if not spec and type(value) is str else
                          _format_field(name, spec, values))
-    return "".join(parts)
+    text = "".join(parts)
+    if len(text) > MAX_RENDERED and len(text) > len(template):
+        raise TemplateError(f"the template renders to {len(text):,} characters, more than "
+                            f"the {MAX_RENDERED:,} a cell may hold",
+                            hint="shorten the cells it repeats")
+    return text
 
 
 @functools.lru_cache(maxsize=4096)
