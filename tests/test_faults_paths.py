@@ -9,6 +9,7 @@ test_plan.py, which check the same rules on the pure functions.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -211,3 +212,79 @@ def test_paths_in_values_reach_the_flow_as_text_and_the_engine_writes_only_in_ru
     assert changed and all(p.startswith("project/runs/") or p in ("project/runs", "project")
                            or p == "project/ran.log" for p in changed), sorted(changed)
     assert sorted(os.listdir(outside)) == ["keep.txt"]
+
+
+# --- links inside the runs folder are never written through -------------------------------
+
+LINKED = [".ductaflow", "act_config.json", "act_execution_output.txt", "act.ipynb", "act.html",
+          "../../.conductor.lock", "../../conductor_results.csv",
+          "../../conductor_status_report.html", "../../conductor_results_act.csv",
+          "../../.conductor.stages"]
+INSIDE = [".ductaflow/record.json", ".ductaflow/history.json", "../../.conductor.stages/act.json"]
+
+
+def _link_everything(base: Path, names: list[str]) -> None:
+    """Each of ``names`` (relative to the instance folder) made a link into outside/."""
+    folder = base / "project" / "runs" / "act" / "A"
+    for n, name in enumerate(names):
+        path = Path(os.path.normpath(folder / name))
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)
+        elif path.exists() or path.is_symlink():
+            path.unlink()
+        target = base / "outside" / f"target{n}"
+        if "." not in name.rsplit("/", 1)[-1].lstrip("."):  # a folder
+            target.mkdir()
+        else:
+            target.write_text("outside\n", encoding="utf-8")
+        path.symlink_to(target)
+
+
+@pytest.mark.parametrize(("mode", "inside"), [("script", "folders"), ("notebook", "folders"),
+                                              ("script", "files in folders")])
+def test_links_where_the_engine_keeps_its_files_are_replaced_never_written_through(
+        base, mode, inside):
+    """Every file and folder the engine writes in an instance folder or at the top of
+    the runs folder, made a link to outside/: the run is green, outside/ unchanged, the
+    engine's files are real files again."""
+    root = base / "project"
+    names = LINKED if inside == "folders" else INSIDE
+    _link_everything(base, names)
+    outside = snapshot(base / "outside")
+    done = conduct_cli(root, "scenarios/act.csv", "--mode", mode, "--force", "--html")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert snapshot(base / "outside") == outside
+    folder = root / "runs" / "act" / "A"
+    for name in names:
+        path = Path(os.path.normpath(folder / name))
+        if name == "act.ipynb" and mode == "script" or name == "act.html" and mode == "script":
+            continue
+        assert not path.is_symlink(), name
+    assert json.loads((folder / ".ductaflow" / "record.json").read_text())["status"] == "success"
+
+
+def test_links_a_flow_makes_where_the_engine_writes_after_it_are_replaced(base):
+    """The flow itself leaves links where the engine writes once it ends (the executed
+    notebook, its HTML, the bookkeeping folder's files)."""
+    root = base / "project"
+    outside = base / "outside"
+    for n in range(3):
+        (outside / f"t{n}").write_text("outside\n", encoding="utf-8")
+    (root / "flows" / "linker.py").write_text(f'''# %% tags=["parameters"]
+config = {{}}
+# %%
+import json
+import os
+for n, name in enumerate(["linker.ipynb", "linker.html", ".ductaflow/history.json"]):
+    if os.path.lexists(name):
+        os.remove(name)
+    os.symlink({str(outside)!r} + f"/t{{n}}", name)
+''', encoding="utf-8")
+    (root / "scenarios" / "linker.csv").write_text("instance\nA\n", encoding="utf-8")
+    before = snapshot(outside)
+    done = conduct_cli(root, "scenarios/linker.csv", "--html")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert snapshot(outside) == before
+    folder = root / "runs" / "linker" / "A"
+    assert not any(p.is_symlink() for p in (folder / "linker.ipynb", folder / "linker.html",
+                                            folder / ".ductaflow" / "history.json"))

@@ -50,7 +50,13 @@ from ductaflow.execution.contract import failed_result
 from ductaflow.execution.instance import ExecOptions, execute_instance, instance_dir
 from ductaflow.model import Action, Instance, RunResult, Status
 from ductaflow.run_folder import records
-from ductaflow.run_folder.files import DASK_ATTEMPT_FILE, DASK_ATTEMPT_LOCK, STATE_DIR
+from ductaflow.run_folder.files import (
+    DASK_ATTEMPT_FILE,
+    DASK_ATTEMPT_LOCK,
+    STATE_DIR,
+    real_folder,
+    unlinked,
+)
 
 log = logging.getLogger(__name__)
 
@@ -348,7 +354,7 @@ def run_on_worker(instance: Instance, reason: str, options: ExecOptions, token: 
         return failed_result(instance, reason, f"NotShared: {missing[0]} is not visible on "
                              f"host {socket.gethostname()}", time.monotonic() - started)
     run_dir = instance_dir(options.runs_dir, instance)
-    (run_dir / STATE_DIR).mkdir(parents=True, exist_ok=True)
+    real_folder(run_dir / STATE_DIR)
     stop = Event(stop_name)
     with _ONE_AT_A_TIME, _attempt_lock(run_dir):
         if stop.is_set():
@@ -372,7 +378,7 @@ def _attempt_lock(run_dir: Path) -> Iterator[None]:
     """Hold the instance folder for this attempt; the OS releases it if we die."""
     from filelock import FileLock
 
-    lock = FileLock(str(run_dir / DASK_ATTEMPT_LOCK))
+    lock = FileLock(str(unlinked(run_dir / DASK_ATTEMPT_LOCK)))
     try:
         lock.acquire()
     except NotImplementedError:  # a filesystem without flock (some Lustre mounts)

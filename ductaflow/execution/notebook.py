@@ -29,11 +29,13 @@ from ductaflow.run_folder.files import (
     OutputWriter,
     config_path,
     debug_notebook_path,
+    engine_links_removed,
     footer_line,
     html_path,
     notebook_path,
     output_path,
     read_config,
+    unlinked,
     write_config,
 )
 
@@ -68,6 +70,7 @@ def run_notebook(
     run_dir = Path(execution_dir if execution_dir is not None else Path.cwd()).absolute()
     run_dir.mkdir(parents=True, exist_ok=True)
     stem = flow.stem
+    engine_links_removed(run_dir, stem)
     full_config = {**dict(config or {}), "_project_root": str(root)}
     write_config(config_path(run_dir, stem), full_config)
     recorded.clear(run_dir, stem)
@@ -316,7 +319,7 @@ def export_notebook_html(notebook: Path) -> Path:
     from nbconvert import HTMLExporter
 
     body, _ = HTMLExporter().from_notebook_node(nbformat.read(notebook, as_version=4))
-    target = html_path(notebook.parent, notebook.stem)
+    target = unlinked(html_path(notebook.parent, notebook.stem))
     target.write_text(body, encoding="utf-8")
     return target
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import ast
 import json
+from pathlib import Path
 from typing import Any
 
 from nbformat.v4 import new_output
@@ -21,6 +22,8 @@ from papermill.clientwrap import PapermillNotebookClient
 from papermill.engines import NBClientEngine, papermill_engines
 from papermill.iorw import write_ipynb
 from papermill.log import logger
+
+from ductaflow.run_folder.files import unlinked
 
 ENGINE_NAME = "ductaflow"
 
@@ -132,16 +135,20 @@ class CappedEngine(NBClientEngine):
         if modules is not None:
             client.modules_of = modules["of"]
         if save_to:
-            write_ipynb(nb_man.nb, save_to)  # a run killed outright still leaves it
+            # a run killed outright still leaves it
+            write_ipynb(nb_man.nb, str(unlinked(Path(save_to))))
         try:
-            return client.execute()
+            result = client.execute()
         except BaseException:
             if save_to:
-                write_ipynb(nb_man.nb, save_to)  # with every output it got
+                write_ipynb(nb_man.nb, str(unlinked(Path(save_to))))  # with every output it got
             raise
         finally:
             if modules is not None:
                 modules["found"] = client.modules
+        if save_to:
+            unlinked(Path(save_to))  # papermill writes it next: never where a flow's link points
+        return result
 
 
 papermill_engines.register(ENGINE_NAME, CappedEngine)

@@ -32,6 +32,7 @@ from ductaflow.run_folder import fingerprints, recorded
 from ductaflow.run_folder.files import (
     OutputWriter,
     config_path,
+    engine_links_removed,
     footer_line,
     is_footer,
     output_path,
@@ -62,6 +63,7 @@ def run_script(
     """
     execution_dir.mkdir(parents=True, exist_ok=True)
     stem = flow.stem
+    engine_links_removed(execution_dir, stem)
     cfg = config_path(execution_dir, stem)
     write_config(cfg, {**dict(config or {}), "_project_root": str(project_root)})
     recorded.clear(execution_dir, stem)

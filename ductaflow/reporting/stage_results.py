@@ -24,7 +24,7 @@ from typing import Any
 from ductaflow.errors import UsageError
 from ductaflow.model import Instance
 from ductaflow.run_folder import recorded, records
-from ductaflow.run_folder.files import STAGE_ROSTERS, stage_csv_path
+from ductaflow.run_folder.files import STAGE_ROSTERS, real_folder, stage_csv_path
 
 
 @dataclass(frozen=True)
@@ -87,8 +87,7 @@ def write_stage_files(project_root: Path, runs_dir: Path, instances: Iterable[In
                    else {"instance": i.name}} for i in members]
         if partial:
             roster = _merged(_roster(runs_dir, stage), roster)
-        folder = runs_dir / STAGE_ROSTERS
-        folder.mkdir(exist_ok=True)
+        folder = real_folder(runs_dir / STAGE_ROSTERS)
         records.atomic_write_text(folder / f"{stage}.json", json.dumps(
             {"stage": stage, "table": _table_shown(members, project_root),
              "instances": roster}, ensure_ascii=False, default=str))

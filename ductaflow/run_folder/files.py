@@ -213,7 +213,46 @@ def localize_paths(config: dict[str, Any], project_root: Path, run_dir: Path) ->
 def write_config(path: Path, config: dict[str, Any]) -> None:
     """Save a config as people read it: sorted keys, indented, UTF-8."""
     text = json.dumps(config, indent=2, sort_keys=True, ensure_ascii=False, default=str)
-    path.write_text(text + "\n", encoding="utf-8")
+    unlinked(path).write_text(text + "\n", encoding="utf-8")
+
+
+# --- links where the engine keeps its own files ---------------------------------------
+
+
+def unlinked(path: Path) -> Path:
+    """``path``, with a link found there removed (its target left as it is).
+
+    ductaflow writes nothing outside the runs folder, whatever inside it is a link: a
+    flow or a user may leave one where the engine keeps a file of its own (the
+    output, the config, ``.ductaflow``), and writing there would write through it.
+    Atomic writes replace a link by themselves; every other write, and every folder
+    the engine writes into, comes here first.
+    """
+    if path.is_symlink():
+        path.unlink()
+    return path
+
+
+def real_folder(path: Path) -> Path:
+    """``path`` as a folder of the runs folder's own: a link there is removed first."""
+    unlinked(path).mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def engine_links_removed(run_dir: Path, stem: str) -> None:
+    """Before a run writes in ``run_dir``: no link where its files go (the config,
+    output, notebook, HTML, results, debug files, the bookkeeping folder and what it
+    holds)."""
+    for path in (config_path(run_dir, stem), *run_files(run_dir, stem),
+                 debug_notebook_path(run_dir, stem), debug_output_path(run_dir, stem)):
+        unlinked(path)
+    state = run_dir / STATE_DIR
+    if state.is_symlink():
+        state.unlink()
+    elif state.is_dir():
+        for entry in os.scandir(state):
+            if entry.is_symlink():
+                os.unlink(entry.path)
 
 
 # --- the footer -----------------------------------------------------------------------
@@ -271,7 +310,7 @@ class OutputWriter:
         self.truncated = False
         self.at_line_start = True
         self._lock = threading.RLock()
-        self._file: Any = open(path, mode + "b")  # noqa: SIM115 - closed by close()
+        self._file: Any = open(unlinked(path), mode + "b")  # noqa: SIM115 - closed by close()
 
     def __enter__(self) -> OutputWriter:
         return self

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from ductaflow.errors import LockedError
 from ductaflow.model import EventHandler
-from ductaflow.run_folder.files import LOCK
+from ductaflow.run_folder.files import LOCK, unlinked
 
 
 class RunsLock:
@@ -33,8 +33,8 @@ class RunsLock:
         (a no-op conduct then writes nothing at all)."""
         from filelock import Timeout
 
-        self.was_new = not self.path.exists()
-        if self.was_new:
+        self.was_new = self.path.is_symlink() or not self.path.exists()
+        if self.was_new:  # (a link is removed by take: locking would write through it)
             return False
         try:
             self.lock.acquire(timeout=0)
@@ -48,6 +48,7 @@ class RunsLock:
         from filelock import Timeout
 
         self.runs_dir.mkdir(parents=True, exist_ok=True)
+        unlinked(self.path)
         try:
             self.lock.acquire(timeout=0)
         except Timeout:

@@ -63,6 +63,8 @@ from ductaflow.run_folder.files import (
     RECORD,
     STARTED,
     STATE_DIR,
+    real_folder,
+    unlinked,
 )
 
 RECORD_VERSION = 1
@@ -243,8 +245,7 @@ def write_started(run_dir: str | os.PathLike[str], info: Mapping[str, Any]) -> N
     One folder fsync, after the marker's rename, makes the removals durable too (they
     happened in the same folder): when this returns, no record survives a crash.
     """
-    state = Path(run_dir) / STATE_DIR
-    state.mkdir(parents=True, exist_ok=True)
+    real_folder(Path(run_dir) / STATE_DIR)
     _remove(Path(run_dir) / RECORD)
     _remove(Path(run_dir) / FLOWS_MANIFEST)
     body = {"version": RECORD_VERSION, "started_at": utc_now(), "pid": os.getpid(), **info}
@@ -326,8 +327,7 @@ def write_record(run_dir: str | os.PathLike[str], record: Mapping[str, Any]) -> 
     problem = _problem(dict(record))
     if problem:
         raise ValueError(f"not a valid record: {problem}")
-    state = Path(run_dir) / STATE_DIR
-    state.mkdir(parents=True, exist_ok=True)
+    state = real_folder(Path(run_dir) / STATE_DIR)
     text = json.dumps(dict(record), indent=1, ensure_ascii=False, default=str) + "\n"
     atomic_write_text(Path(run_dir) / RECORD, text, fsync_folder=False)
     _remove(Path(run_dir) / STARTED)
@@ -421,9 +421,9 @@ def read_flows_manifest(run_dir: str | os.PathLike[str]) -> list[dict]:
 def append_flows_manifest(run_dir: str | os.PathLike[str], entry: Mapping[str, Any]) -> None:
     """Append one line to a build's ``flows.jsonl`` (one ``write`` call per line)."""
     path = Path(run_dir) / FLOWS_MANIFEST
-    path.parent.mkdir(parents=True, exist_ok=True)
+    real_folder(path.parent)
     line = json.dumps(dict(entry), ensure_ascii=False, default=str) + "\n"
-    with open(path, "a", encoding="utf-8") as handle:
+    with open(unlinked(path), "a", encoding="utf-8") as handle:
         handle.write(line)
         handle.flush()
         os.fsync(handle.fileno())
