@@ -37,3 +37,28 @@ def test_a_name_just_inside_the_byte_limit_runs(project: Path) -> None:
     (project / "act.csv").write_text(f"instance\n{name}\n", encoding="utf-8")
     done = run_cli("conduct", "act.csv", "--dry-run", cwd=project)
     assert done.returncode == 0, done.stderr
+
+
+def test_a_flow_whose_derived_file_names_would_not_fit_is_refused(project: Path) -> None:
+    """``日本`` × 33 + ``.py`` is 201 bytes; its ``_execution_output.attempt1.txt`` would
+    pass 255: refused at plan time, nothing written."""
+    stem = "日本" * 33
+    add_flow(project, stem, FLOW)
+    (project / "act.csv").write_text(f"instance,flow\na,flows/{stem}.py\n", encoding="utf-8")
+    done = run_cli("conduct", "act.csv", cwd=project)
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "row 2, column 2 (flow)" in done.stderr and "bytes in UTF-8" in done.stderr
+    assert not (project / "runs").exists()
+
+
+def test_a_flow_just_inside_the_limit_keeps_every_attempt_it_makes(project: Path) -> None:
+    """192 bytes of stem: output, config and two attempts' set-aside files all exist."""
+    stem = "日本" * 32
+    add_flow(project, stem, FLOW + "raise ValueError('again')\n")
+    (project / "act.csv").write_text(f"instance,flow\na,flows/{stem}.py\n", encoding="utf-8")
+    done = run_cli("conduct", "act.csv", "--mode", "script", "--retries", "1", cwd=project)
+    assert done.returncode == 1, done.stdout + done.stderr
+    folder = project / "runs" / "act" / "a"
+    names = {p.name for p in folder.iterdir()}
+    assert f"{stem}_execution_output.txt" in names
+    assert f"{stem}_execution_output.attempt1.txt" in names, names
