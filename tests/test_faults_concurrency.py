@@ -36,7 +36,7 @@ from .test_faults_common import (
 
 pytestmark = linux_only
 
-TRIALS = 20
+TRIALS = 12
 RACE = {"act": "instance,tag\nA,act/A\nB,act/B\n",
         "next": "instance,tag,input\nA,next/A,runs/act/A/done.txt\n"}
 #: Imports everything first, then waits for the start file: both start at one instant.
