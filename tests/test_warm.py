@@ -176,14 +176,19 @@ def test_flow_imports_are_installed_packages_a_builds_flows_included(tmp_path):
         "import os, json\nimport mylib\nfrom openpyxl.utils import get_column_letter\n"
         "if False:\n    import torch\nfrom . import nothing\n", encoding="utf-8")
     (tmp_path / "flows" / "b.py").write_text("import jinja2\n", encoding="utf-8")
+    (tmp_path / "flows" / "sub").mkdir()
+    (tmp_path / "flows" / "sub" / "c.py").write_text("import filelock\n", encoding="utf-8")
+    (tmp_path / "flows" / "sub" / "d.py").write_text("import tomli_w\n", encoding="utf-8")
     (tmp_path / "builds" / "all.py").write_text(
         'from ductaflow import run_notebook\nimport rich.console\n'
         'for flow in ("flows/a.py", "flows/b.py", "flows/missing.py"):\n'
-        '    run_notebook(flow)\n', encoding="utf-8")
+        '    run_notebook(flow)\n'
+        'for step in ("c",):\n'
+        '    run_notebook(f"flows/sub/{step}.py")\n', encoding="utf-8")
     import sys
     sys.path.insert(0, str(tmp_path))
     try:
         found = flow_imports(tmp_path, ["builds/all.py"])
     finally:
         sys.path.remove(str(tmp_path))
-    assert sorted(found) == ["jinja2", "openpyxl", "rich"]
+    assert sorted(found) == ["filelock", "jinja2", "openpyxl", "rich"]

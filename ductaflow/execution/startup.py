@@ -176,10 +176,29 @@ def flow_imports(project_root: Path, flows: Iterable[str]) -> tuple[str, ...]:
                 names.update(dict.fromkeys(a.name.partition(".")[0] for a in node.names))
             elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
                 names[node.module.partition(".")[0]] = None
-            elif (isinstance(node, ast.Constant) and isinstance(node.value, str)
-                  and node.value.endswith(".py") and (project_root / node.value).is_file()):
-                queue.append(node.value)
+            else:
+                queue += _flows_named(node, project_root)
     return tuple(name for name in names if _installed(name, project_root))
+
+
+def _flows_named(node: Any, project_root: Path) -> list[str]:
+    """The flow files a build's source names: ``"flows/prep.py"``, or every file a
+    pattern can stand for (``f"flows/{step}.py"`` -> ``flows/*.py``)."""
+    import ast
+
+    if isinstance(node, ast.Constant) and isinstance(node.value, str):
+        pattern = node.value
+    elif isinstance(node, ast.JoinedStr):
+        pattern = "".join(part.value if isinstance(part, ast.Constant) else "*"
+                          for part in node.values)
+    else:
+        return []
+    if not pattern.endswith(".py") or pattern.startswith(("/", "*")) or ".." in pattern:
+        return []
+    if "*" not in pattern:
+        return [pattern] if (project_root / pattern).is_file() else []
+    return [path.relative_to(project_root).as_posix()
+            for path in sorted(project_root.glob(pattern))[:100] if path.is_file()]
 
 
 def _installed(name: str, project_root: Path) -> bool:
