@@ -168,7 +168,6 @@ def headline_project(root: Path, scenarios: int = 50, variants: int = 3) -> Path
     write(root / "flows/prep.py", PREP_FLOW)
     write(root / "flows/model.py", MODEL_FLOW)
     write(root / "flows/export.py", EXPORT_FLOW)
-    write(root / "pyproject.toml", '[tool.ductaflow]\npreload = ["pandas"]\n')
     rows = [["{scenario}_{variant}", f"s{s:02d}", f"v{v}", round(0.01 * (s % 5), 3),
              1.0 + v / 10, "{scenario} {variant}"]
             for s in range(1, scenarios + 1) for v in range(1, variants + 1)]

@@ -15,7 +15,8 @@ of medians. Groups:
 ``plan``      ``ductaflow.planning.planner.plan()`` alone (imports excluded), 1k/10k/100k rows.
 ``exec``      20 trivial notebooks: ``conduct`` at ``--jobs 1``/``2``, warm kernels on
               and off, ``--mode script``, against a serial ``papermill`` loop.
-``pandas``    20 notebooks importing pandas: warm + ``--preload pandas`` against papermill.
+``pandas``    20 notebooks importing pandas, warm (pandas preloaded: the flows import it)
+              and cold, against papermill.
 ``cpu``       CPU-bound flows, ``--jobs 2`` against ``--jobs 1``.
 ``headline``  (``--headline`` only) 150 builds of 3 pandas flows each: 600 notebooks.
 ``report``    the HTML report of a 5,000-instance project (1 % red, 4 % orange):
@@ -317,16 +318,14 @@ def pandas_group(work: Path, count: int, repeat: int) -> list[Figure]:
     _say(f"  {case}")
     loop = _papermill_loop(root, count)
     runs = root / "runs"
-    preload = Variant("conduct --jobs 1 warm --preload pandas",
-                      [*CONDUCT, table, "--jobs", "1", "--preload", "pandas"], root, _wipe(runs))
-    warm = Variant("conduct --jobs 1 warm", [*CONDUCT, table, "--jobs", "1"], root, _wipe(runs))
+    warm = Variant("conduct --jobs 1 warm (as written: no flags)", [*CONDUCT, table, "--jobs", "1"],
+                   root, _wipe(runs))
     cold = Variant("conduct --jobs 1 --no-warm", [*CONDUCT, table, "--jobs", "1", "--no-warm"],
                    root, _wipe(runs))
-    compare([loop, preload, warm, cold], repeat)
+    compare([loop, warm, cold], repeat)
     return [
         figure("pandas", case, loop),
-        figure("pandas", case, preload, loop, "≤ 0.25 × papermill", lambda r: r <= 0.25),
-        figure("pandas", case, warm, loop),
+        figure("pandas", case, warm, loop, "≤ 0.25 × papermill", lambda r: r <= 0.25),
         figure("pandas", case, cold, loop),
     ]
 
@@ -350,7 +349,7 @@ def headline_group(work: Path) -> list[Figure]:
     table = str(projects.headline_project(root).relative_to(root))
     case = "150 builds × 3 pandas flows (600 notebooks)"
     _say(f"  {case}: one run")
-    run = Variant("conduct --jobs 2 (warm, preload pandas)", [*CONDUCT, table, "--jobs", "2"],
+    run = Variant("conduct --jobs 2 (as written: no flags)", [*CONDUCT, table, "--jobs", "2"],
                   root)
     compare([run], 1, warmup=False)
     built = len(list((root / "runs/pipeline").glob("*/runs/export/summary.csv")))

@@ -128,3 +128,67 @@ def test_preload_lists_with_commas_name_each_module(tmp_path):
     table.write_text("instance,flow\nproject,flows/probe.py\n", encoding="utf-8")
     conduct(str(table), project_root=tmp_path, jobs=1)
     assert probe(tmp_path / "runs" / "probe" / "project") == {"colorsys": True, "wave": True}
+
+
+IMPORTS_PROBE = """\
+# %% tags=["parameters"]
+config = {}
+
+# %%
+import json
+import sys
+
+with open("probe.json", "w", encoding="utf-8") as handle:
+    json.dump({m: m in sys.modules for m in ("openpyxl", "defusedxml")}, handle)
+
+# %%
+import openpyxl
+from defusedxml import ElementTree
+"""
+
+
+def test_what_flows_import_is_warmed_without_a_flag_unless_the_project_turns_it_off(tmp_path):
+    """No --preload, no pyproject: the packages the flow imports are in its kernel
+    before its first line runs. ``preload = []`` in pyproject.toml turns that off."""
+    (tmp_path / "flows").mkdir()
+    (tmp_path / "flows" / "probe.py").write_text(IMPORTS_PROBE, encoding="utf-8")
+    table = tmp_path / "probe.csv"
+    table.write_text("instance,flow\nauto,flows/probe.py\n", encoding="utf-8")
+    conduct(str(table), project_root=tmp_path, jobs=1)
+    assert probe(tmp_path / "runs" / "probe" / "auto") == {"openpyxl": True, "defusedxml": True}
+    (tmp_path / "pyproject.toml").write_text("[tool.ductaflow]\npreload = []\n",
+                                             encoding="utf-8")
+    table.write_text("instance,flow\noff,flows/probe.py\n", encoding="utf-8")
+    conduct(str(table), project_root=tmp_path, jobs=1)
+    assert probe(tmp_path / "runs" / "probe" / "off") == {"openpyxl": False,
+                                                         "defusedxml": False}
+
+
+def test_flow_imports_are_installed_packages_a_builds_flows_included(tmp_path):
+    """The standard library, the project's own modules and fork-unsafe packages are
+    left out; a build's flows, named by path in its source, are read too."""
+    from ductaflow.execution.startup import flow_imports
+
+    (tmp_path / "flows").mkdir()
+    (tmp_path / "builds").mkdir()
+    (tmp_path / "mylib.py").write_text("X = 1\n", encoding="utf-8")
+    (tmp_path / "flows" / "a.py").write_text(
+        "import os, json\nimport mylib\nfrom openpyxl.utils import get_column_letter\n"
+        "if False:\n    import torch\nfrom . import nothing\n", encoding="utf-8")
+    (tmp_path / "flows" / "b.py").write_text("import jinja2\n", encoding="utf-8")
+    (tmp_path / "flows" / "sub").mkdir()
+    (tmp_path / "flows" / "sub" / "c.py").write_text("import filelock\n", encoding="utf-8")
+    (tmp_path / "flows" / "sub" / "d.py").write_text("import tomli_w\n", encoding="utf-8")
+    (tmp_path / "builds" / "all.py").write_text(
+        'from ductaflow import run_notebook\nimport rich.console\n'
+        'for flow in ("flows/a.py", "flows/b.py", "flows/missing.py"):\n'
+        '    run_notebook(flow)\n'
+        'for step in ("c",):\n'
+        '    run_notebook(f"flows/sub/{step}.py")\n', encoding="utf-8")
+    import sys
+    sys.path.insert(0, str(tmp_path))
+    try:
+        found = flow_imports(tmp_path, ["builds/all.py"])
+    finally:
+        sys.path.remove(str(tmp_path))
+    assert sorted(found) == ["filelock", "jinja2", "openpyxl", "rich"]

@@ -9,7 +9,9 @@ when nothing is to run.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator, Sequence
+import os
+import sys
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -93,9 +95,7 @@ def _kernel_server(the_plan: Plan, settings: ConductSettings) -> Any:
 
     if not warm_supported():
         return None
-    preload = settings.preload
-    modules = _module_names(preload if preload is not None
-                            else project_preload(the_plan.project_root))
+    modules = _module_names(preload_for(the_plan, settings.preload))
     if _builds_among(the_plan):
         # A build's kernel runs its flows through papermill: import that once, in the
         # server, instead of in every build's fresh kernel (about 1 s each).
@@ -121,12 +121,104 @@ def _builds_among(the_plan: Plan) -> bool:
     return False
 
 
-def project_preload(project_root: Path) -> tuple[str, ...]:
-    """``[tool.ductaflow] preload = ["pandas"]`` from the project's ``pyproject.toml``."""
+def preload_for(the_plan: Plan, given: Sequence[str] | None) -> tuple[str, ...]:
+    """What warm kernels import in advance: the modules named (``--preload``, else
+    ``[tool.ductaflow] preload`` in ``pyproject.toml``, an empty list turning it off),
+    else the packages the flows to run import (``flow_imports``)."""
+    if given is not None:
+        return tuple(given)
+    named = project_preload(the_plan.project_root)
+    if named is not None:
+        return named
+    return flow_imports(the_plan.project_root, sorted({d.instance.flow for d in the_plan.to_run}))
+
+
+def project_preload(project_root: Path) -> tuple[str, ...] | None:
+    """``[tool.ductaflow] preload = ["pandas"]`` from the project's ``pyproject.toml``;
+    None when it names none."""
     from ductaflow.planning.project import tool_settings
 
-    modules = tool_settings(project_root).get("preload", [])
-    return tuple(m for m in modules if isinstance(m, str)) if isinstance(modules, list) else ()
+    modules = tool_settings(project_root).get("preload")
+    if not isinstance(modules, list):
+        return None
+    return tuple(m for m in modules if isinstance(m, str))
+
+
+#: Never imported ahead of a fork, even when flows import them: they start threads or
+#: take devices at import, which a forked kernel would inherit broken.
+FORK_UNSAFE = frozenset({"torch", "tensorflow", "keras", "jax", "jaxlib", "ray", "polars",
+                         "cupy", "pyspark", "distributed", "numba", "mpi4py", "pycuda"})
+
+
+def flow_imports(project_root: Path, flows: Iterable[str]) -> tuple[str, ...]:
+    """The installed packages the flows import, by top-level name: warmed by default.
+
+    Read from the flows' source (every ``import`` in it; for a build, also in the
+    flows whose ``.py`` paths its source names). The standard library is imported by
+    every kernel anyway; the project's own modules are code that changes and runs on
+    import, never warmed; ``FORK_UNSAFE`` packages are left out.
+    """
+    import ast
+
+    names: dict[str, None] = {}
+    queue, seen = list(flows), set()
+    while queue:
+        flow = queue.pop()
+        if flow in seen:
+            continue
+        seen.add(flow)
+        try:
+            tree = ast.parse((project_root / flow).read_bytes())
+        except (OSError, SyntaxError, ValueError):
+            continue
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                names.update(dict.fromkeys(a.name.partition(".")[0] for a in node.names))
+            elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+                names[node.module.partition(".")[0]] = None
+            else:
+                queue += _flows_named(node, project_root)
+    return tuple(name for name in names if _installed(name, project_root))
+
+
+def _flows_named(node: Any, project_root: Path) -> list[str]:
+    """The flow files a build's source names: ``"flows/prep.py"``, or every file a
+    pattern can stand for (``f"flows/{step}.py"`` -> ``flows/*.py``)."""
+    import ast
+
+    if isinstance(node, ast.Constant) and isinstance(node.value, str):
+        pattern = node.value
+    elif isinstance(node, ast.JoinedStr):
+        pattern = "".join(part.value if isinstance(part, ast.Constant) else "*"
+                          for part in node.values)
+    else:
+        return []
+    if not pattern.endswith(".py") or pattern.startswith(("/", "*")) or ".." in pattern:
+        return []
+    if "*" not in pattern:
+        return [pattern] if (project_root / pattern).is_file() else []
+    return [path.relative_to(project_root).as_posix()
+            for path in sorted(project_root.glob(pattern))[:100] if path.is_file()]
+
+
+def _installed(name: str, project_root: Path) -> bool:
+    """A package installed for this Python: not the standard library, not ductaflow,
+    not one of the project's own modules (a venv inside the project is installed)."""
+    import importlib.util
+
+    if name in sys.stdlib_module_names or name in FORK_UNSAFE or name == "ductaflow":
+        return False
+    try:
+        spec = importlib.util.find_spec(name)
+    except (ImportError, ValueError):
+        return False
+    origin = getattr(spec, "origin", None) or ""
+    if not os.path.isabs(origin):  # built-in, frozen, a namespace package
+        return False
+    parts = Path(origin).parts
+    if "site-packages" in parts or "dist-packages" in parts:
+        return True
+    return not os.path.realpath(origin).startswith(str(project_root.resolve()) + os.sep)
 
 
 def _module_names(entries: Sequence[str]) -> tuple[str, ...]:
