@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -61,6 +62,7 @@ class Schedule:
         self.next_write = 0.0
         self.results_current = results_current  # a no-op whose results are on disk
         self.importing = False  # openpyxl, in the background once an instance ended
+        self.writer: threading.Thread | None = None  # the live rewrite going on
 
     def go(self) -> list[RunResult]:
         """Run the plan to the end; one result per planned instance, in plan order."""
@@ -198,27 +200,39 @@ class Schedule:
         return [self.results[key] for key in self.order if key in self.results]
 
     def write_outputs(self, running: bool) -> None:
-        """Rewrite the live results now (the end, Ctrl-C)."""
-        self._write(running)
+        """Rewrite the live results now (the end, Ctrl-C), after any live rewrite."""
+        if self.writer is not None:
+            self.writer.join()
+        self._write(self.ordered(), running, dict(self.running_since))
 
     def write_due(self) -> None:
         """Rewrite the live results when something changed and the pace allows.
 
         Each write reads and renders every row, so rewriting after every instance of
         a big table would cost more than the instances: a write waits until
-        ``LIVE_GAP_S`` or four times the last write's duration has passed.
+        ``LIVE_GAP_S`` or four times the last write's duration has passed. It runs in
+        a thread of its own, on a copy of the results so far: meanwhile finished
+        instances are collected and the next ones start.
         """
-        if self.dirty and time.monotonic() >= self.next_write:
-            self._write(bool(self.pending or self.executor.running()))
+        if not self.dirty or time.monotonic() < self.next_write:
+            return
+        if self.writer is not None and self.writer.is_alive():
+            return
+        self.dirty = False
+        self.writer = threading.Thread(
+            target=self._write, name="ductaflow-live-results", daemon=True,
+            args=(self.ordered(), bool(self.pending or self.executor.running()),
+                  dict(self.running_since)))
+        self.writer.start()
 
-    def _write(self, running: bool) -> None:
+    def _write(self, results: list[RunResult], running: bool,
+               running_now: dict[str, str]) -> None:
         from ductaflow.reporting.results_files import write_results
 
         began = time.monotonic()
-        write_results(self.ordered(), self.plan, running=running,
-                      started_at=self.started_at, running_now=dict(self.running_since))
+        write_results(results, self.plan, running=running, started_at=self.started_at,
+                      running_now=running_now)
         ended = time.monotonic()
-        self.dirty = False
         self.next_write = ended + max(LIVE_GAP_S, 4 * (ended - began))
 
 
