@@ -337,7 +337,7 @@ def test_a_no_op_after_a_no_op_uses_the_plan_cache_and_rewrites_nothing(tmp_path
                for name in ("conductor_results.csv", "conductor_status_report.html")}
     hits = []
     load = plan_cache.load
-    monkeypatch.setattr(plan_cache, "load", lambda key: hits.append(load(key)) or hits[-1])
+    monkeypatch.setattr(plan_cache, "load", lambda *given: hits.append(load(*given)) or hits[-1])
     again, ran = go(root, monkeypatch)
     assert ran == [] and hits and hits[0] is not None
     assert {k: r.action for k, r in again.items()} == {k: Action.SKIPPED for k in results}

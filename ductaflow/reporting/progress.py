@@ -57,9 +57,8 @@ def count(n: int, word: str) -> str:
 def plan_headline(the_plan: Any, jobs: int | None = None) -> str:
     """``plan  9 instances in 3 stages: 4 to run, 5 up to date, ≈ 41 s with 2 jobs
     (runs/)``: the estimate from each instance's last run (``planning.estimates``)."""
-    decisions = the_plan.decisions
-    to_run = sum(1 for d in decisions if d.run)
-    stages = len({d.instance.stage for d in decisions})
+    counts = the_plan.counts  # a cached plan knows them without decoding its decisions
+    to_run, stages = counts["run"], counts["stages"]
     estimate = ""
     if jobs and to_run:
         from ductaflow.planning.estimates import expected_durations, shown, wall_time
@@ -67,8 +66,8 @@ def plan_headline(the_plan: Any, jobs: int | None = None) -> str:
         seconds = wall_time(the_plan, jobs, expected_durations(the_plan))
         if seconds is not None:
             estimate = f", ≈ {shown(seconds)} with {count(jobs, 'job')}"
-    return (f"plan  {count(len(decisions), 'instance')} in {count(stages, 'stage')}: "
-            f"{to_run} to run, {len(decisions) - to_run} up to date{estimate}   "
+    return (f"plan  {count(counts['instances'], 'instance')} in {count(stages, 'stage')}: "
+            f"{to_run} to run, {counts['skip']} up to date{estimate}   "
             f"({escape(display_path(the_plan.runs_dir))}/)")
 
 
@@ -137,14 +136,14 @@ class ConductView:
 
     def _on_plan(self, the_plan: Any) -> None:
         self.runs_dir = the_plan.runs_dir
-        self.waiting = {d.instance.key for d in the_plan.decisions if d.run}
+        to_run = the_plan.to_run
+        self.waiting = {d.instance.key for d in to_run}
         if self.waiting:  # a no-op has nothing to estimate
             from ductaflow.planning.estimates import expected_durations
 
             self.expected = expected_durations(the_plan)
         self.console.print(plan_headline(the_plan, self.jobs))
         print_lines(self.console, warning_lines(the_plan.warnings))
-        to_run = [d for d in the_plan.decisions if d.run]
         lines = [decision_line(d) for d in to_run]
         if self.console.is_jupyter and len(lines) > CELL_LINES:
             lines = [*lines[:CELL_LINES], f"  ... and {len(lines) - CELL_LINES} more "
