@@ -36,7 +36,6 @@ from typing import Any
 
 from ductaflow.errors import Location
 from ductaflow.model import Action, Decision, FanIn, Instance, PlanWarning, Row, RunResult, Status
-from ductaflow.planning.decisions import LastRun
 from ductaflow.planning.planner import Plan, planned, resolve_folders
 from ductaflow.run_folder import records
 from ductaflow.run_folder.files import PLAN_CACHE, PLAN_DETAIL
@@ -363,6 +362,8 @@ def _location(where: Location | None) -> list[Any] | None:
 
 
 def _decode(data: Mapping[str, Any], root: Path, runs: Path) -> Plan:
+    from ductaflow.planning.decisions import LastRun
+
     tables = data["tables"]
     decisions = []
     last_runs = {}

@@ -1,5 +1,7 @@
 """``plan``: tables in, a ``Plan`` out: every instance, upstream first, with its run or
-skip decision and why. Nothing on disk is written; no pandas is imported."""
+skip decision and why. Nothing on disk is written; no pandas is imported. The planning
+modules are imported when a plan is made: a cached no-op (``plan_cache``) needs only
+``Plan``."""
 
 from __future__ import annotations
 
@@ -8,14 +10,13 @@ import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ductaflow.errors import TableError
 from ductaflow.model import Decision, Instance, PlanWarning, Table
-from ductaflow.planning.decisions import LastRun, judged
-from ductaflow.planning.instances import Findings, build
-from ductaflow.planning.project import Project, tool_settings
-from ductaflow.run_folder import records
+
+if TYPE_CHECKING:
+    from ductaflow.planning.decisions import LastRun
 
 # --- the public plan ----------------------------------------------------------------------
 
@@ -91,6 +92,8 @@ def check_strict(the_plan: Plan, strict: bool | None) -> None:
     the first warning as the error, and how many more there are."""
     if not the_plan.warnings or strict is False:
         return
+    from ductaflow.planning.project import tool_settings
+
     if strict is None and tool_settings(the_plan.project_root).get("strict") is not True:
         return
     first = the_plan.warnings[0]
@@ -117,6 +120,11 @@ def planned(tables: Any, *, project_root: str | os.PathLike[str] = ".",
 def _planned(tables: Any, project_root: str | os.PathLike[str],
              runs_dir: str | os.PathLike[str] | None, stage: str | None, force: bool,
              select: Sequence[str] | None) -> tuple[Plan, dict[str, list[int] | None]]:
+    from ductaflow.planning.decisions import judged
+    from ductaflow.planning.instances import Findings, build
+    from ductaflow.planning.project import Project
+    from ductaflow.run_folder import records
+
     root, runs = resolve_folders(project_root, runs_dir)
     project = Project(root, runs)
     sources = tables if isinstance(tables, (list, tuple)) else [tables]
