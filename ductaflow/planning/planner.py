@@ -82,7 +82,7 @@ def plan(tables: Any, *, project_root: str | os.PathLike[str] = ".",
     strict`` in the project's ``pyproject.toml``).
     """
     found = planned(tables, project_root=project_root, runs_dir=runs_dir, stage=stage,
-                    force=force, select=select)[0]
+                    force=force, select=select, signed=False)[0]
     check_strict(found, strict)
     return found
 
@@ -105,13 +105,14 @@ def check_strict(the_plan: Plan, strict: bool | None) -> None:
 
 def planned(tables: Any, *, project_root: str | os.PathLike[str] = ".",
             runs_dir: str | os.PathLike[str] | None = None, stage: str | None = None,
-            force: bool = False,
-            select: Sequence[str] | None = None) -> tuple[Plan, dict[str, list[int] | None]]:
-    """``plan``, and the signature of every file and folder it read (``plan_cache``)."""
+            force: bool = False, select: Sequence[str] | None = None,
+            signed: bool = True) -> tuple[Plan, dict[str, list[int] | None]]:
+    """``plan``, and the signature of every file and folder it read (``plan_cache``);
+    without ``signed``, no signatures (``{}``): a plan alone does not keep them."""
     collecting = gc.isenabled()
     gc.disable()  # its passes over every object made planning 100k rows superlinear
     try:
-        return _planned(tables, project_root, runs_dir, stage, force, select)
+        return _planned(tables, project_root, runs_dir, stage, force, select, signed)
     finally:
         if collecting:
             gc.enable()
@@ -119,7 +120,8 @@ def planned(tables: Any, *, project_root: str | os.PathLike[str] = ".",
 
 def _planned(tables: Any, project_root: str | os.PathLike[str],
              runs_dir: str | os.PathLike[str] | None, stage: str | None, force: bool,
-             select: Sequence[str] | None) -> tuple[Plan, dict[str, list[int] | None]]:
+             select: Sequence[str] | None,
+             signed: bool) -> tuple[Plan, dict[str, list[int] | None]]:
     from ductaflow.planning.decisions import judged
     from ductaflow.planning.instances import Findings, build
     from ductaflow.planning.project import Project
@@ -127,6 +129,8 @@ def _planned(tables: Any, project_root: str | os.PathLike[str],
 
     root, runs = resolve_folders(project_root, runs_dir)
     project = Project(root, runs)
+    if not signed:
+        project.records = None  # records are read without an fstat each
     sources = tables if isinstance(tables, (list, tuple)) else [tables]
     for source in sources:
         if isinstance(source, (str, os.PathLike)):
@@ -134,12 +138,15 @@ def _planned(tables: Any, project_root: str | os.PathLike[str],
     findings = Findings()
     instances = build(_read(tables, stage), project, findings)
     decisions, last_runs = judged(instances, project, force, select)
+    the_plan = Plan(project.root, project.runs, tuple(decisions), last_runs,
+                    partial=bool(select), warnings=tuple(findings.warnings),
+                    disabled=tuple(findings.disabled))
+    if not signed:
+        return the_plan, {}
     read = {os.path.join(root, path): records.signature(info)
             for path, info in project._stats.items()}
     read.update(project.records)
-    return Plan(project.root, project.runs, tuple(decisions), last_runs,
-                partial=bool(select), warnings=tuple(findings.warnings),
-                disabled=tuple(findings.disabled)), read
+    return the_plan, read
 
 
 def resolve_folders(project_root: str | os.PathLike[str] = ".",
