@@ -117,7 +117,9 @@ def _conduct(planner: _Planner, settings: ConductSettings, notify: EventHandler)
         notify("plan", current)
         if settings.accept:
             return Results(_accept_all(current, notify))
-        results = _run(current, settings, notify, planner.results_current())
+        results = planner.skipped_results()  # a cached no-op: nothing to start
+        if results is None:
+            results = _run(current, settings, notify, planner.results_current())
         planner.remember(current)
         return Results(results)
     except KeyboardInterrupt:  # before the first instance started: nothing to stop
@@ -255,10 +257,9 @@ class _Planner:
 
     def plan(self) -> Plan:
         """Plan, or take the cached plan when nothing it read has changed."""
-        self.hit = plan_cache.load(self.key) if self.key is not None else None
+        self.hit = plan_cache.load(self.key, self.tables) if self.key is not None else None
         if self.hit is not None:
-            self.read = dict(self.hit.files)
-            found = self.hit.plan
+            found: Plan = self.hit.plan
         else:
             found, self.read = planned(self.tables, **self.options)
         check_strict(found, self.strict)
@@ -268,10 +269,18 @@ class _Planner:
         """The results files on disk are the ones this (cached) plan makes."""
         return self.hit is not None and plan_cache.outputs_current(self.hit)
 
+    def skipped_results(self) -> list[RunResult] | None:
+        """A cached no-op whose results files are current: every instance's skipped
+        result from the cache, without the plan's decisions; else None."""
+        if self.hit is None or not self.results_current():
+            return None
+        return self.hit.skipped_results()
+
     def remember(self, the_plan: Plan) -> None:
         """Cache a plan where nothing ran, with the results files as they are now."""
         if self.key is None or the_plan.to_run or self.results_current():
             return
         outputs = [str(the_plan.runs_dir / name)
                    for name in (RESULTS_CSV, REPORT_HTML, RESULTS_XLSX)]
-        plan_cache.save(self.key, the_plan, self.read, outputs)
+        read = self.hit.read() if self.hit is not None else self.read
+        plan_cache.save(self.key, the_plan, read, outputs)

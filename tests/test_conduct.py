@@ -337,12 +337,16 @@ def test_a_no_op_after_a_no_op_uses_the_plan_cache_and_rewrites_nothing(tmp_path
                for name in ("conductor_results.csv", "conductor_status_report.html")}
     hits = []
     load = plan_cache.load
-    monkeypatch.setattr(plan_cache, "load", lambda key: hits.append(load(key)) or hits[-1])
+    monkeypatch.setattr(plan_cache, "load", lambda *given: hits.append(load(*given)) or hits[-1])
     again, ran = go(root, monkeypatch)
     assert ran == [] and hits and hits[0] is not None
     assert {k: r.action for k, r in again.items()} == {k: Action.SKIPPED for k in results}
     assert {k: r.status for k, r in again.items()} == {k: r.status for k, r in results.items()}
     assert {name: (root / "runs" / name).stat().st_ino for name in written} == written
+    (root / "runs/conductor_results.csv").unlink()  # the cached plan's decisions are read
+    deleted, ran = go(root, monkeypatch)
+    assert ran == [] and hits[-1] is not None
+    assert deleted == again and (root / "runs/conductor_results.csv").is_file()
     (root / "scenarios/prep.csv").write_text(PREP.replace("0.5", "0.7"), encoding="utf-8")
     _, ran = go(root, monkeypatch)
     assert ran == ["model/A", "prep/A"]

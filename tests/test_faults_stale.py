@@ -345,7 +345,7 @@ def test_a_random_walk_of_edits_never_leaves_anything_stale(fast_folder, monkeyp
     monkeypatch.setattr(plan_cache, "SETTLE_S", 0.0)
     hits = []
     load = plan_cache.load
-    monkeypatch.setattr(plan_cache, "load", lambda key: hits.append(load(key)) or hits[-1])
+    monkeypatch.setattr(plan_cache, "load", lambda *given: hits.append(load(*given)) or hits[-1])
     rng = random.Random(SEED)
     root = fast_folder / "project"
     world = World(root, rng)

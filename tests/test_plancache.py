@@ -7,7 +7,9 @@ then aged by a minute, as if the project had been left alone, so it has settled.
 
 from __future__ import annotations
 
+import json
 import os
+import pickle
 import shutil
 import subprocess
 import sys
@@ -18,8 +20,9 @@ from pathlib import Path
 import pytest
 
 from ductaflow.planning import plan_cache
-from ductaflow.planning.planner import planned
-from ductaflow.run_folder.files import PLAN_CACHE
+from ductaflow.planning.planner import Plan, planned
+from ductaflow.run_folder.files import PLAN_CACHE, PLAN_DETAIL
+from ductaflow.schedule import skipped_result
 
 from .test_plan import _finish, _write
 
@@ -207,8 +210,59 @@ def test_a_damaged_cache_is_ignored(root: Path) -> None:
         assert plan_cache.load(key(root)) is None
     path.write_bytes(b'{"key": 1, "files": [], "plan": null}')
     assert plan_cache.load(key(root)) is None
-    path.write_bytes(data.replace(b'"decisions":[', b'"decisions":[7,'))
+    path.write_bytes(data.replace(b'"inside_sigs":[', b'"inside_sigs":[7,'))
     assert plan_cache.load(key(root)) is None
+    path.write_bytes(data.replace(b'"name":[', b'"name":[7,'))
+    assert plan_cache.load(key(root)).skipped_results() is None  # the schedule makes them
+
+
+def test_an_old_format_cache_is_ignored(root: Path) -> None:
+    """The cache of an earlier ductaflow (one file, the whole plan in it) is not read:
+    the plan is made again, and the next no-op saves the current format."""
+    the_plan = cached(root)
+    path = root / "runs" / PLAN_CACHE
+    old = {"key": {**key(root), "format": 2}, "files": {"outside": [], "inside": []},
+           "outputs": [], "plan": plan_cache._encode(the_plan)}
+    path.write_text(json.dumps(old), encoding="utf-8")
+    assert plan_cache.load(key(root)) is None
+    assert plan_cache.load({**key(root), "format": 2}) is None
+
+
+def _detail_of_another_save(root: Path) -> None:
+    check = (root / "runs" / PLAN_CACHE).read_bytes()
+    cached(root)  # a new token in both files
+    (root / "runs" / PLAN_CACHE).write_bytes(check)
+
+
+DETAIL_DAMAGE = {
+    "deleted": lambda root: (root / "runs" / PLAN_DETAIL).unlink(),
+    "cut short": lambda root: (root / "runs" / PLAN_DETAIL).write_bytes(
+        (root / "runs" / PLAN_DETAIL).read_bytes()[:200]),
+    "garbage in it": lambda root: (root / "runs" / PLAN_DETAIL).write_bytes(
+        (root / "runs" / PLAN_DETAIL).read_bytes().replace(b'"decisions":[',
+                                                           b'"decisions":[7,')),
+    "of another save": _detail_of_another_save,
+}
+
+
+@pytest.mark.parametrize("damage", list(DETAIL_DAMAGE))
+def test_a_cached_plan_reads_its_decisions_only_when_asked_and_replans_without_them(
+        root: Path, damage: str) -> None:
+    """The check file alone answers a no-op: the headline, the warnings, every skipped
+    result. The decisions come from the detail file; when that is gone, damaged or
+    from another save, the plan is made again, equal to the cached one."""
+    the_plan = cached(root)
+    DETAIL_DAMAGE[damage](root)
+    hit = plan_cache.load(key(root), TABLES)
+    assert hit is not None
+    assert "decisions" not in vars(hit.plan)
+    assert hit.plan.counts == the_plan.counts and hit.plan.stages == the_plan.stages
+    assert hit.plan.warnings == the_plan.warnings and not hit.plan.to_run
+    assert hit.skipped_results() == [skipped_result(d, the_plan) for d in the_plan.decisions]
+    assert "decisions" not in vars(hit.plan)
+    assert hit.plan == the_plan and hit.plan.decisions == the_plan.decisions
+    assert hit.plan.last_runs == the_plan.last_runs
+    assert type(pickle.loads(pickle.dumps(hit.plan))) is Plan
 
 
 def test_dataframe_tables_are_never_cached(root: Path) -> None:

@@ -12,8 +12,6 @@ from typing import Any
 
 from ductaflow.errors import UsageError
 from ductaflow.model import Action
-from ductaflow.planning.project import relative
-from ductaflow.planning.reasons import listed
 from ductaflow.reporting.progress import (
     COLOURS,
     count,
@@ -53,8 +51,10 @@ def _dry_run(args: argparse.Namespace, tables: list[str]) -> int:
     the_plan = plan(tables, project_root=args.project_root, runs_dir=args.runs_dir,
                     force=args.force, select=args.select, strict=args.strict)
     console = new_console()
-    console.print(plan_headline(the_plan, args.jobs or os.cpu_count() or 1))
-    print_lines(console, warning_lines(the_plan.warnings))
+    print_lines(console, [plan_headline(the_plan, args.jobs or os.cpu_count() or 1),
+                          *warning_lines(the_plan.warnings)])
+    from ductaflow.planning.project import relative
+
     runs = relative(the_plan.runs_dir, the_plan.project_root) or the_plan.runs_dir.as_posix()
     lines = []
     for decision in the_plan.decisions:
@@ -67,6 +67,8 @@ def _dry_run(args: argparse.Namespace, tables: list[str]) -> int:
 
 def _fan_in_line(fan_in: Any, runs: str) -> str:
     """``fan-in runs/model/*/x.csv: 3 instances (model/a, model/b, model/c)``."""
+    from ductaflow.planning.reasons import listed
+
     keys = list(dict.fromkeys("/".join(p.split("/")[:2]) for p in fan_in.matched))
     patterns = ", ".join(f"{runs}/{p}" for p in fan_in.pattern.split(", "))
     return (f"      fan-in {patterns}: {count(len(keys), 'instance')} "

@@ -1,5 +1,7 @@
 """``plan``: tables in, a ``Plan`` out: every instance, upstream first, with its run or
-skip decision and why. Nothing on disk is written; no pandas is imported."""
+skip decision and why. Nothing on disk is written; no pandas is imported. The planning
+modules are imported when a plan is made: a cached no-op (``plan_cache``) needs only
+``Plan``."""
 
 from __future__ import annotations
 
@@ -8,14 +10,13 @@ import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ductaflow.errors import TableError
 from ductaflow.model import Decision, Instance, PlanWarning, Table
-from ductaflow.planning.decisions import LastRun, judged
-from ductaflow.planning.instances import Findings, build
-from ductaflow.planning.project import Project, tool_settings
-from ductaflow.run_folder import records
+
+if TYPE_CHECKING:
+    from ductaflow.planning.decisions import LastRun
 
 # --- the public plan ----------------------------------------------------------------------
 
@@ -81,7 +82,7 @@ def plan(tables: Any, *, project_root: str | os.PathLike[str] = ".",
     strict`` in the project's ``pyproject.toml``).
     """
     found = planned(tables, project_root=project_root, runs_dir=runs_dir, stage=stage,
-                    force=force, select=select)[0]
+                    force=force, select=select, signed=False)[0]
     check_strict(found, strict)
     return found
 
@@ -91,6 +92,8 @@ def check_strict(the_plan: Plan, strict: bool | None) -> None:
     the first warning as the error, and how many more there are."""
     if not the_plan.warnings or strict is False:
         return
+    from ductaflow.planning.project import tool_settings
+
     if strict is None and tool_settings(the_plan.project_root).get("strict") is not True:
         return
     first = the_plan.warnings[0]
@@ -102,13 +105,14 @@ def check_strict(the_plan: Plan, strict: bool | None) -> None:
 
 def planned(tables: Any, *, project_root: str | os.PathLike[str] = ".",
             runs_dir: str | os.PathLike[str] | None = None, stage: str | None = None,
-            force: bool = False,
-            select: Sequence[str] | None = None) -> tuple[Plan, dict[str, list[int] | None]]:
-    """``plan``, and the signature of every file and folder it read (``plan_cache``)."""
+            force: bool = False, select: Sequence[str] | None = None,
+            signed: bool = True) -> tuple[Plan, dict[str, list[int] | None]]:
+    """``plan``, and the signature of every file and folder it read (``plan_cache``);
+    without ``signed``, no signatures (``{}``): a plan alone does not keep them."""
     collecting = gc.isenabled()
     gc.disable()  # its passes over every object made planning 100k rows superlinear
     try:
-        return _planned(tables, project_root, runs_dir, stage, force, select)
+        return _planned(tables, project_root, runs_dir, stage, force, select, signed)
     finally:
         if collecting:
             gc.enable()
@@ -116,9 +120,17 @@ def planned(tables: Any, *, project_root: str | os.PathLike[str] = ".",
 
 def _planned(tables: Any, project_root: str | os.PathLike[str],
              runs_dir: str | os.PathLike[str] | None, stage: str | None, force: bool,
-             select: Sequence[str] | None) -> tuple[Plan, dict[str, list[int] | None]]:
+             select: Sequence[str] | None,
+             signed: bool) -> tuple[Plan, dict[str, list[int] | None]]:
+    from ductaflow.planning.decisions import judged
+    from ductaflow.planning.instances import Findings, build
+    from ductaflow.planning.project import Project
+    from ductaflow.run_folder import records
+
     root, runs = resolve_folders(project_root, runs_dir)
     project = Project(root, runs)
+    if not signed:
+        project.records = None  # records are read without an fstat each
     sources = tables if isinstance(tables, (list, tuple)) else [tables]
     for source in sources:
         if isinstance(source, (str, os.PathLike)):
@@ -126,12 +138,15 @@ def _planned(tables: Any, project_root: str | os.PathLike[str],
     findings = Findings()
     instances = build(_read(tables, stage), project, findings)
     decisions, last_runs = judged(instances, project, force, select)
+    the_plan = Plan(project.root, project.runs, tuple(decisions), last_runs,
+                    partial=bool(select), warnings=tuple(findings.warnings),
+                    disabled=tuple(findings.disabled))
+    if not signed:
+        return the_plan, {}
     read = {os.path.join(root, path): records.signature(info)
             for path, info in project._stats.items()}
     read.update(project.records)
-    return Plan(project.root, project.runs, tuple(decisions), last_runs,
-                partial=bool(select), warnings=tuple(findings.warnings),
-                disabled=tuple(findings.disabled)), read
+    return the_plan, read
 
 
 def resolve_folders(project_root: str | os.PathLike[str] = ".",

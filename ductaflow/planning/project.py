@@ -52,7 +52,8 @@ class Project:
         self._hashes: dict[str, str] = {}
         self._names: dict[str, tuple[frozenset[str], frozenset[str]]] = {}
         self._refs: dict[str, PathRef | None] = {}
-        self.records: dict[str, list[int] | None] = {}  # record path -> its signature
+        #: record path -> its signature, for the plan cache; None: not kept
+        self.records: dict[str, list[int] | None] | None = {}
 
     def stat(self, path: str) -> os.stat_result | None:
         """``os.stat`` of an absolute or project-relative path, None when missing."""

@@ -10,14 +10,15 @@ the library never prints.
 
 from __future__ import annotations
 
-import html
 import os
+import sys
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
 from ductaflow.errors import printable
-from ductaflow.model import Action, Decision, RunResult
+from ductaflow.model import Action, Decision, RunResult, Status
 from ductaflow.run_folder.files import REPORT_HTML, output_path
 
 COLOURS = {"success": "green", "warning": "orange3", "error": "red", "": "grey50"}
@@ -50,10 +51,10 @@ def count(n: int, word: str) -> str:
 
 def plan_headline(the_plan: Any, jobs: int | None = None) -> str:
     """``plan  9 instances in 3 stages: 4 to run, 5 up to date, ≈ 41 s with 2 jobs
-    (runs/)``: the estimate from each instance's last run (``planning.estimates``)."""
-    decisions = the_plan.decisions
-    to_run = sum(1 for d in decisions if d.run)
-    stages = len({d.instance.stage for d in decisions})
+    (runs/)``: the estimate from each instance's last run (``planning.estimates``).
+    Plain text, not markup."""
+    counts = the_plan.counts  # a cached plan knows them without decoding its decisions
+    to_run, stages = counts["run"], counts["stages"]
     estimate = ""
     if jobs and to_run:
         from ductaflow.planning.estimates import expected_durations, shown, wall_time
@@ -61,9 +62,9 @@ def plan_headline(the_plan: Any, jobs: int | None = None) -> str:
         seconds = wall_time(the_plan, jobs, expected_durations(the_plan))
         if seconds is not None:
             estimate = f", ≈ {shown(seconds)} with {count(jobs, 'job')}"
-    return (f"plan  {count(len(decisions), 'instance')} in {count(stages, 'stage')}: "
-            f"{to_run} to run, {len(decisions) - to_run} up to date{estimate}   "
-            f"({escape(display_path(the_plan.runs_dir))}/)")
+    return (f"plan  {count(counts['instances'], 'instance')} in {count(stages, 'stage')}: "
+            f"{to_run} to run, {counts['skip']} up to date{estimate}   "
+            f"({display_path(the_plan.runs_dir)}/)")
 
 
 #: Warnings shown one line each before a plan; past this, how many more.
@@ -108,10 +109,16 @@ def display_path(path: Path) -> str:
 
 
 class ConductView:
-    """Shows one conduct's events as they happen, then its summary."""
+    """Shows one conduct's events as they happen, then its summary.
+
+    Plain lines (the plan, the summary) are written as they are until rich is in use:
+    a no-op, which shows nothing else, never imports it (a third of its time). In a
+    notebook (IPython loaded) every line goes through rich's console, which knows the
+    cell.
+    """
 
     def __init__(self, console: Any | None = None, jobs: int | None = None):
-        self.console = console if console is not None else new_console()
+        self._console = console
         self.progress: Any = None  # rich's bar in a terminal, a _CellLine in a notebook
         self.task: Any = None
         self.running: dict[str, float] = {}
@@ -122,29 +129,49 @@ class ConductView:
         self.waiting: set[str] = set()
         self.pace = [0.0, 0.0]  # seconds taken, seconds expected, of those finished
 
+    @property
+    def console(self) -> Any:
+        """rich's console, made the first time a line needs it (a bar, a colour)."""
+        if self._console is None:
+            self._console = new_console()
+        return self._console
+
+    def _say(self, lines: list[str]) -> None:
+        """Plain lines: straight to the output, or through rich's console once it is in
+        use or in a notebook."""
+        if self._console is None and "IPython" not in sys.modules:
+            if lines:
+                sys.stdout.write("\n".join(map(printable, lines)) + "\n")
+                sys.stdout.flush()
+            return
+        print_lines(self.console, lines)
+
+    def _in_cell(self) -> bool:
+        """Output goes to a notebook's cell."""
+        return (self._console is not None or "IPython" in sys.modules) and \
+            self.console.is_jupyter
+
     def on_event(self, kind: str, payload: Any) -> None:
         """Show what the conductor reports, as it happens."""
         getattr(self, f"_on_{kind}")(payload)
 
     def _on_waiting(self, lock_path: Path) -> None:
-        folder = escape(str(lock_path.parent))
-        self.console.print(f"waiting for another conduct to finish ({folder})")
+        self._say([f"waiting for another conduct to finish ({lock_path.parent})"])
 
     def _on_plan(self, the_plan: Any) -> None:
         self.runs_dir = the_plan.runs_dir
-        self.waiting = {d.instance.key for d in the_plan.decisions if d.run}
+        to_run = the_plan.to_run
+        self.waiting = {d.instance.key for d in to_run}
         if self.waiting:  # a no-op has nothing to estimate
             from ductaflow.planning.estimates import expected_durations
 
             self.expected = expected_durations(the_plan)
-        self.console.print(plan_headline(the_plan, self.jobs))
-        print_lines(self.console, warning_lines(the_plan.warnings))
-        to_run = [d for d in the_plan.decisions if d.run]
+        self._say([plan_headline(the_plan, self.jobs), *warning_lines(the_plan.warnings)])
         lines = [decision_line(d) for d in to_run]
-        if self.console.is_jupyter and len(lines) > CELL_LINES:
+        if len(lines) > CELL_LINES and self._in_cell():
             lines = [*lines[:CELL_LINES], f"  ... and {len(lines) - CELL_LINES} more "
                                           "(ductaflow conduct --dry-run lists them all)"]
-        print_lines(self.console, lines)
+        self._say(lines)
         if not to_run:
             return
         if self.console.is_jupyter:
@@ -242,24 +269,23 @@ class ConductView:
     def interrupted(self, results: list[RunResult]) -> None:
         """The summary of a conduct stopped by Ctrl-C or a notebook's stop button."""
         self.summary(results)
-        self.console.print("interrupted: running instances stopped and left not done "
-                           "(they run next time)")
+        self._say(["interrupted: running instances stopped and left not done "
+                   "(they run next time)"])
 
     def summary(self, results: list[RunResult]) -> None:
         """Per stage what was done, the lights, where the report is, what failed."""
         if any(r.action is not Action.SKIPPED for r in results):
             self.console.print(_stage_table(results))
-        actions = {a: sum(1 for r in results if r.action is a) for a in Action}
-        lights = {s: sum(1 for r in results if r.status and r.status.value == s)
-                  for s in ("success", "warning", "error")}
-        self.console.print(
+        actions = Counter(r.action for r in results)
+        lights = Counter(r.status for r in results)
+        lines = [
             f"summary  ran {actions[Action.RAN]} · skipped {actions[Action.SKIPPED]} · "
             f"failed {actions[Action.FAILED]} · blocked {actions[Action.BLOCKED]}   "
-            f"green {lights['success']} · orange {lights['warning']} · red {lights['error']}"
-            f"   {time.monotonic() - self.started:.1f}s")
+            f"green {lights[Status.SUCCESS]} · orange {lights[Status.WARNING]} · "
+            f"red {lights[Status.ERROR]}   {time.monotonic() - self.started:.1f}s"]
         if self.runs_dir is not None:
-            report = self.runs_dir / REPORT_HTML
-            self.console.print(f"report   {escape(display_path(report))}")
+            lines.append(f"report   {display_path(self.runs_dir / REPORT_HTML)}")
+        self._say(lines)
         for result in results:
             if result.action is Action.FAILED:
                 self.console.print(self._failure(result))
@@ -373,6 +399,8 @@ class _CellLine:
             more = f" and {len(running) - 6} more" if len(running) > 6 else ""
             parts.append(f"running {shown}{more}")
         self.text = " · ".join(parts)
+        import html
+
         colour = "#c62828" if self.failed else "#2e7d32"
         self.html = (f'<div style="font-family:monospace"><progress value="{self.done}" '
                      f'max="{self.total}" style="accent-color:{colour}"></progress> '

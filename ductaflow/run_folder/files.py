@@ -50,6 +50,8 @@ RESULTS_XLSX = "conductor_results.xlsx"
 REPORT_HTML = "conductor_status_report.html"
 LOCK = ".conductor.lock"
 PLAN_CACHE = ".conductor.plan.json"
+#: The whole cached plan, read only when a decision itself is asked for.
+PLAN_DETAIL = ".conductor.plan.detail.json"
 GENERATION = ".conductor.generation"
 #: Per stage, the instances its tables defined at its last conduct, rows as typed.
 STAGE_ROSTERS = ".conductor.stages"

@@ -49,10 +49,7 @@ import contextlib
 import functools
 import json
 import os
-import tempfile
-import uuid
 from collections.abc import Iterable, Mapping
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -173,6 +170,8 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes, *,
     further changes in that folder). On failure the temp file is removed and the
     error re-raised: the previous file stays intact.
     """
+    import tempfile  # here, like uuid and datetime: a no-op plan writes nothing
+
     target = Path(path)
     handle, temp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.",
                                     suffix=".tmp")
@@ -222,6 +221,8 @@ def read_generation(runs_dir: str | os.PathLike[str]) -> str:
 
 def bump_generation(runs_dir: str | os.PathLike[str]) -> None:
     """Change the token, before any record changes: other conductors replan."""
+    import uuid
+
     atomic_write_text(Path(runs_dir) / GENERATION, uuid.uuid4().hex)
 
 
@@ -230,11 +231,15 @@ def bump_generation(runs_dir: str | os.PathLike[str]) -> None:
 
 def utc_now() -> str:
     """The current time as ISO 8601 UTC, the form records use."""
+    from datetime import datetime, timezone
+
     return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
 
 
 def new_run_id() -> str:
     """A fresh id per run: consumers remember which run of their upstream they read."""
+    import uuid
+
     return uuid.uuid4().hex
 
 
