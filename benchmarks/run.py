@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import importlib.util
 import json
 import os
 import platform
@@ -54,6 +55,8 @@ CONDUCT = [PY, "-m", "ductaflow", "conduct"]
 #: Children run as a user's would: with bytecode caching (some environments turn it
 #: off, which makes every child compile ductaflow from source), in a cache of our own.
 ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+#: ploomber would otherwise send usage statistics and look for a newer version online.
+ENV.update(PLOOMBER_STATS_ENABLED="false", PLOOMBER_VERSION_CHECK_DISABLED="true")
 #: Groups whose CPU time is that of the whole work: elsewhere the conductor's workers
 #: and kernels are not its waited-for children, and are not counted.
 CPU_GROUPS = ("noop", "plan")
@@ -70,12 +73,14 @@ class Sample:
 
 @dataclass
 class Variant:
-    """One command measured in a comparison; ``reset`` runs before each sample, untimed."""
+    """One command measured in a comparison; ``reset`` runs before each sample and
+    ``check`` after it, both untimed (``check`` raises if the work was not all done)."""
 
     name: str
     command: list[str]
     cwd: Path
     reset: Callable[[], None] = lambda: None
+    check: Callable[[], None] = lambda: None
     inner: bool = False  # the child prints {"seconds": ...}: time measured inside it
     samples: list[Sample] = field(default_factory=list)
 
@@ -132,6 +137,7 @@ def measure(variant: Variant) -> Sample:
     if done.returncode != 0 or usage["code"] != 0:
         raise RuntimeError(f"{variant.name} exited {usage['code']}:\n{done.stdout[-2000:]}\n"
                            f"{done.stderr[-2000:]}")
+    variant.check()
     wall = usage["wall"]
     if variant.inner:
         wall = json.loads(done.stdout.strip().splitlines()[-1])["seconds"]
@@ -147,7 +153,7 @@ def compare(variants: list[Variant], repeat: int, warmup: bool = True) -> None:
         shift = round_ % len(variants)
         for variant in variants[shift:] + variants[:shift]:
             variant.samples.append(measure(variant))
-            _say(f"    {variant.name:<34} {variant.samples[-1].wall_s:8.3f} s")
+            _say(f"    {variant.name:<40} {variant.samples[-1].wall_s:8.3f} s")
 
 
 def figure(group: str, case: str, variant: Variant, base: Variant | None = None,
@@ -291,7 +297,8 @@ def exec_group(work: Path, count: int, repeat: int) -> list[Figure]:
     j2_warm = conduct("conduct --jobs 2 (warm)", "--jobs", "2")
     s1 = conduct("conduct --jobs 1 --mode script", "--jobs", "1", "--mode", "script")
     s2 = conduct("conduct --jobs 2 --mode script", "--jobs", "2", "--mode", "script")
-    compare([loop, j1_cold, j1_warm, j2_cold, j2_warm, s1, s2], repeat)
+    peers = peer_variants(root, count, (1, 2))
+    compare([loop, j1_cold, j1_warm, j2_cold, j2_warm, s1, s2, *peers], repeat)
     return [
         figure("exec", case, loop),
         figure("exec", case, j1_cold, loop, "≤ 0.7 × papermill", lambda r: r <= 0.7),
@@ -300,6 +307,7 @@ def exec_group(work: Path, count: int, repeat: int) -> list[Figure]:
         figure("exec", case, j2_warm, loop),
         figure("exec", case, s1, loop),
         figure("exec", case, s2, loop),
+        *(figure("exec", case, peer, loop) for peer in peers),
     ]
 
 
@@ -307,7 +315,8 @@ def _papermill_loop(root: Path, count: int) -> Variant:
     out = root / "papermill"
     script = projects.papermill_script(root / "flows/work.py", [{"n": n} for n in range(count)],
                                        out)
-    return Variant("papermill loop (serial)", [PY, "-c", script], root, _wipe(out))
+    return Variant("papermill loop (serial)", [PY, "-c", script], root, _wipe(out),
+                   _all_ran(out, count))
 
 
 def pandas_group(work: Path, count: int, repeat: int) -> list[Figure]:
@@ -322,13 +331,75 @@ def pandas_group(work: Path, count: int, repeat: int) -> list[Figure]:
     warm = Variant("conduct --jobs 1 warm", [*CONDUCT, table, "--jobs", "1"], root, _wipe(runs))
     cold = Variant("conduct --jobs 1 --no-warm", [*CONDUCT, table, "--jobs", "1", "--no-warm"],
                    root, _wipe(runs))
-    compare([loop, preload, warm, cold], repeat)
+    peers = peer_variants(root, count, (1,))
+    compare([loop, preload, warm, cold, *peers], repeat)
     return [
         figure("pandas", case, loop),
         figure("pandas", case, preload, loop, "≤ 0.25 × papermill", lambda r: r <= 0.25),
         figure("pandas", case, warm, loop),
         figure("pandas", case, cold, loop),
+        *(figure("pandas", case, peer, loop) for peer in peers),
     ]
+
+
+# --- the peers: the same notebooks through Snakemake and ploomber ---------------------------
+
+#: ploomber's CLI has no ``python -m`` entry point: this is what its console script runs.
+PLOOMBER = ("import sys; from ploomber_cli.cli import cmd_router; sys.argv[0] = 'ploomber'; "
+            "sys.exit(cmd_router())")
+
+
+def peer_variants(root: Path, count: int, jobs: tuple[int, ...]) -> list[Variant]:
+    """The papermill loop's notebook, once per instance, through Snakemake and ploomber
+    at each number of parallel ``jobs``. Each runs in this Python (``-m``), so a peer is
+    there when this Python imports it; one that is not is skipped with a note."""
+    flow, configs = root / "flows/work.py", [{"n": n} for n in range(count)]
+    variants = []
+    for peer, module, make in (("snakemake", "snakemake", _snakemake),
+                               ("ploomber", "ploomber_cli", _ploomber)):
+        if importlib.util.find_spec(module) is None:
+            _say(f"  {peer} is not installed in {PY}: its variants are skipped")
+            continue
+        variants += [make(root / peer, flow, configs, n) for n in jobs]
+    return variants
+
+
+def _snakemake(folder: Path, flow: Path, configs: list[dict], cores: int) -> Variant:
+    """``snakemake --cores N`` from nothing: before each round its outputs and its
+    ``.snakemake`` folder (lock, metadata, incomplete markers) are wiped, so every
+    round runs every job and no round pays for an earlier one's bookkeeping."""
+    projects.snakemake_project(folder, flow, configs, PY)
+    return Variant(f"snakemake --cores {cores} (papermill rule)",
+                   [PY, "-m", "snakemake", "--cores", str(cores), "--quiet", "all"], folder,
+                   _wipe(folder / "runs", folder / ".snakemake"),
+                   _all_ran(folder / "runs", len(configs)))
+
+
+def _ploomber(folder: Path, flow: Path, configs: list[dict], processes: int) -> Variant:
+    """``ploomber build --force`` of a pipeline with one task per instance: its serial
+    executor, or its ``Parallel`` one in ``processes`` processes."""
+    spec = projects.ploomber_project(folder, flow, configs, processes)
+    how = "serial" if processes == 1 else f"Parallel, {processes} processes"
+    return Variant(f"ploomber build ({how})",
+                   [PY, "-c", PLOOMBER, "build", "--entry-point", spec.name, "--force"], folder,
+                   _wipe(folder / "runs"), _all_ran(folder / "runs", len(configs)))
+
+
+def _all_ran(runs: Path, count: int) -> Callable[[], None]:
+    """A variant's check: ``count`` output notebooks in ``runs/*/``, each with its
+    instance line printed, so a tool that skipped or half-ran notebooks is not timed."""
+    def check() -> None:
+        ran = [p for p in runs.glob("*/out.ipynb") if _printed(p)]
+        if len(ran) != count:
+            raise RuntimeError(f"{len(ran)} of {count} notebooks ran in {runs}")
+
+    return check
+
+
+def _printed(notebook: Path) -> bool:
+    cells = json.loads(notebook.read_text(encoding="utf-8"))["cells"]
+    return any("instance " in "".join(output.get("text", ""))
+               for cell in cells for output in cell.get("outputs", []))
 
 
 def cpu_group(work: Path, count: int, loops: int, repeat: int) -> list[Figure]:
