@@ -14,13 +14,25 @@ of medians. Groups:
               table, build each config, load and compare each saved one).
 ``plan``      ``ductaflow.planning.planner.plan()`` alone (imports excluded), 1k/10k/100k rows.
 ``exec``      20 trivial notebooks: ``conduct`` at ``--jobs 1``/``2``, warm kernels on
-              and off, ``--mode script``, against a serial ``papermill`` loop.
-``pandas``    20 notebooks importing pandas: warm + ``--preload pandas`` against papermill.
+              and off, ``--mode script``, against a serial ``papermill`` loop and the
+              peers at 1 and 2 jobs.
+``pandas``    20 notebooks importing pandas: warm + ``--preload pandas`` against papermill
+              and the peers at 1 job.
 ``cpu``       CPU-bound flows, ``--jobs 2`` against ``--jobs 1``.
 ``headline``  (``--headline`` only) 150 builds of 3 pandas flows each: 600 notebooks.
 ``report``    the HTML report of a 5,000-instance project (1 % red, 4 % orange):
               ``ductaflow report`` rebuilding it, its size, and its load in headless
               Chromium (selenium and chromedriver; skipped without them).
+
+The peers run the papermill loop's notebook (converted before timing), one output
+notebook per instance, from a clean state each round: Snakemake (``snakemake --cores N
+--quiet all``, one rule whose shell runs the ``papermill`` CLI per instance, so each
+instance pays a papermill process) and ploomber (``ploomber build --force`` of a
+``pipeline.yaml`` with one NotebookRunner task per instance; serial executor, or
+``Parallel`` in N processes). Each runs with this Python (``python -m``); a peer it
+cannot import is skipped with a note and is absent from the table and the JSON. Every
+sample of the loop and the peers must leave each instance's output notebook with its
+cell's output, or the benchmark stops.
 
 The machine, its load before and after each group, and the target of each figure
 (issue 8) are in the JSON. Benchmarks never run under pytest.
