@@ -239,7 +239,7 @@ def snakemake_project(folder: Path, flow: Path, configs: list[dict], python: str
 
     Snakemake's way with notebooks made elsewhere: a shell rule, so every instance
     pays a papermill process of its own, as a Snakemake user's would. ``python`` runs
-    papermill: the benchmark's own, whatever ``PATH`` holds.
+    papermill: the benchmark's own, not whichever ``papermill`` ``PATH`` finds.
     """
     text = SNAKEFILE.format(configs={instance_name(c): c for c in configs},
                             python=shlex.quote(python),
@@ -256,7 +256,8 @@ def ploomber_project(folder: Path, flow: Path, configs: list[dict], processes: i
     parameters cell; both executors papermill the notebook, the parallel one in
     ``processes`` worker processes.
     """
-    tasks = [{"source": str(notebook(flow)), "name": instance_name(c),
+    source = str(notebook(flow))
+    tasks = [{"source": source, "name": instance_name(c),
               "product": f"runs/{instance_name(c)}/out.ipynb", "params": {"config": c}}
              for c in configs]
     spec: dict = {"meta": {"extract_upstream": False, "extract_product": False},
