@@ -254,7 +254,8 @@ def ploomber_project(folder: Path, flow: Path, configs: list[dict], processes: i
     Written as JSON (which is YAML). ``extract_upstream``/``extract_product`` are off
     because ploomber otherwise wants ``upstream = None`` and ``product = None`` in the
     parameters cell; both executors papermill the notebook, the parallel one in
-    ``processes`` worker processes.
+    ``processes`` worker processes. Those are spawned: forked ones (Linux's default)
+    once hung for good, a worker polling a kernel that had exited.
     """
     source = str(notebook(flow))
     tasks = [{"source": source, "name": instance_name(c),
@@ -264,7 +265,7 @@ def ploomber_project(folder: Path, flow: Path, configs: list[dict], processes: i
                   "tasks": tasks}
     if processes > 1:
         spec["executor"] = {"dotted_path": "ploomber.executors.Parallel",
-                            "processes": processes}
+                            "processes": processes, "start_method": "spawn"}
     return write(folder / f"pipeline-{processes}.yaml", json.dumps(spec, indent=1))
 
 
