@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import json
+import shlex
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -175,19 +176,32 @@ def headline_project(root: Path, scenarios: int = 50, variants: int = 3) -> Path
     return write_csv(root / "scenarios/pipeline.csv", header, rows)
 
 
-def papermill_script(flow: Path, configs: list[dict], runs: Path) -> str:
-    """A Python program running ``flow`` once per config through papermill, serially.
+def notebook(flow: Path) -> Path:
+    """The flow converted to ``.ipynb`` beside it, for the peers that run notebooks.
 
-    The flow is converted to ``.ipynb`` before the clock starts (outside the timed
-    child), so the loop is papermill alone.
+    Converted here, before any clock starts, so the peers are timed running it alone.
     """
     import jupytext
 
-    notebook = flow.with_suffix(".ipynb")
+    path = flow.with_suffix(".ipynb")
     nb = jupytext.read(flow)
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",
                                  "language": "python"}
-    jupytext.write(nb, notebook)
+    jupytext.write(nb, path)
+    return path
+
+
+def instance_name(config: dict) -> str:
+    """The instance a config belongs to: ``t00``, ``t01``, ... as in ``flow_project``."""
+    return f"t{config['n']:02d}"
+
+
+def papermill_script(flow: Path, configs: list[dict], runs: Path) -> str:
+    """A Python program running ``flow`` once per config through papermill, serially.
+
+    The flow is converted to ``.ipynb`` here (``notebook``), outside the timed child,
+    so the loop is papermill alone.
+    """
     return (
         "import os, papermill\n"
         f"configs = {configs!r}\n"
@@ -195,10 +209,63 @@ def papermill_script(flow: Path, configs: list[dict], runs: Path) -> str:
         "for config in configs:\n"
         "    folder = os.path.join(runs, f\"t{config['n']:02d}\")\n"
         "    os.makedirs(folder, exist_ok=True)\n"
-        f"    papermill.execute_notebook({str(notebook)!r}, os.path.join(folder, 'out.ipynb'),\n"
+        f"    papermill.execute_notebook({str(notebook(flow))!r}, "
+        "os.path.join(folder, 'out.ipynb'),\n"
         "        parameters={'config': config}, kernel_name='python3', progress_bar=False,\n"
         "        cwd=folder)\n"
     )
+
+
+SNAKEFILE = """\
+import json
+
+CONFIGS = {configs!r}
+
+rule all:
+    input: expand("runs/{{instance}}/out.ipynb", instance=CONFIGS)
+
+rule notebook:
+    output: "runs/{{instance}}/out.ipynb"
+    params: yaml=lambda wildcards: json.dumps({{"config": CONFIGS[wildcards.instance]}})
+    shell: "{python} -m papermill {notebook} {{output:q}} -k python3 --no-progress-bar "
+           "--cwd runs/{{wildcards.instance}} -y {{params.yaml:q}}"
+"""
+
+
+def snakemake_project(folder: Path, flow: Path, configs: list[dict], python: str) -> Path:
+    """A Snakefile whose one rule runs the flow's notebook through the papermill CLI,
+    one job per instance (the wildcard), each in its own ``runs/<instance>`` folder.
+
+    Snakemake's way with notebooks made elsewhere: a shell rule, so every instance
+    pays a papermill process of its own, as a Snakemake user's would. ``python`` runs
+    papermill: the benchmark's own, not whichever ``papermill`` ``PATH`` finds.
+    """
+    text = SNAKEFILE.format(configs={instance_name(c): c for c in configs},
+                            python=shlex.quote(python),
+                            notebook=shlex.quote(str(notebook(flow))))
+    return write(folder / "Snakefile", text)
+
+
+def ploomber_project(folder: Path, flow: Path, configs: list[dict], processes: int) -> Path:
+    """A ploomber ``pipeline-<processes>.yaml``: one NotebookRunner task per instance,
+    ``runs/<instance>/out.ipynb`` its product, ``config`` its parameter.
+
+    Written as JSON (which is YAML). ``extract_upstream``/``extract_product`` are off
+    because ploomber otherwise wants ``upstream = None`` and ``product = None`` in the
+    parameters cell; both executors papermill the notebook, the parallel one in
+    ``processes`` worker processes. Those are spawned: forked ones (Linux's default)
+    once hung for good, a worker polling a kernel that had exited.
+    """
+    source = str(notebook(flow))
+    tasks = [{"source": source, "name": instance_name(c),
+              "product": f"runs/{instance_name(c)}/out.ipynb", "params": {"config": c}}
+             for c in configs]
+    spec: dict = {"meta": {"extract_upstream": False, "extract_product": False},
+                  "tasks": tasks}
+    if processes > 1:
+        spec["executor"] = {"dotted_path": "ploomber.executors.Parallel",
+                            "processes": processes, "start_method": "spawn"}
+    return write(folder / f"pipeline-{processes}.yaml", json.dumps(spec, indent=1))
 
 
 # --- everything up to date ----------------------------------------------------------------

@@ -14,14 +14,26 @@ of medians. Groups:
               table, build each config, load and compare each saved one).
 ``plan``      ``ductaflow.planning.planner.plan()`` alone (imports excluded), 1k/10k/100k rows.
 ``exec``      20 trivial notebooks: ``conduct`` at ``--jobs 1``/``2``, warm kernels on
-              and off, ``--mode script``, against a serial ``papermill`` loop.
+              and off, ``--mode script``, against a serial ``papermill`` loop and the
+              peers at 1 and 2 jobs.
 ``pandas``    20 notebooks importing pandas, warm (pandas preloaded: the flows import it)
-              and cold, against papermill.
+              and cold, against papermill and the peers at 1 job.
 ``cpu``       CPU-bound flows, ``--jobs 2`` against ``--jobs 1``.
 ``headline``  (``--headline`` only) 150 builds of 3 pandas flows each: 600 notebooks.
+``thousand``  (``--headline`` only) 1,000 trivial notebooks at ``--jobs 2``.
 ``report``    the HTML report of a 5,000-instance project (1 % red, 4 % orange):
               ``ductaflow report`` rebuilding it, its size, and its load in headless
               Chromium (selenium and chromedriver; skipped without them).
+
+The peers run the papermill loop's notebook (converted before timing), one output
+notebook per instance, from a clean state each round: Snakemake (``snakemake --cores N
+--quiet all``, one rule whose shell runs the ``papermill`` CLI per instance, so each
+instance pays a papermill process) and ploomber (``ploomber build --force`` of a
+``pipeline.yaml`` with one NotebookRunner task per instance; serial executor, or
+``Parallel`` in N processes). Each runs with this Python (``python -m``); a peer it
+cannot import is skipped with a note and is absent from the table and the JSON. Every
+sample of the loop and the peers must leave each instance's output notebook with its
+cell's output, or the benchmark stops.
 
 The machine, its load before and after each group, and the target of each figure
 (issue 8) are in the JSON. Benchmarks never run under pytest.
@@ -31,6 +43,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import importlib.util
 import json
 import os
 import platform
@@ -55,9 +68,13 @@ CONDUCT = [PY, "-m", "ductaflow", "conduct"]
 #: Children run as a user's would: with bytecode caching (some environments turn it
 #: off, which makes every child compile ductaflow from source), in a cache of our own.
 ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+#: ploomber would otherwise send usage statistics and look for a newer version online.
+ENV.update(PLOOMBER_STATS_ENABLED="false", PLOOMBER_VERSION_CHECK_DISABLED="true")
 #: Groups whose CPU time is that of the whole work: elsewhere the conductor's workers
 #: and kernels are not its waited-for children, and are not counted.
 CPU_GROUPS = ("noop", "plan")
+#: A variant that runs longer than this hangs: the benchmark stops rather than wait.
+MEASURE_TIMEOUT_S = 1800
 HEAVY = ("papermill", "nbconvert", "nbclient", "jupyter_client", "IPython", "zmq", "dask",
          "distributed", "pandas", "numpy", "openpyxl", "python_calamine", "jinja2", "rich")
 
@@ -71,12 +88,14 @@ class Sample:
 
 @dataclass
 class Variant:
-    """One command measured in a comparison; ``reset`` runs before each sample, untimed."""
+    """One command measured in a comparison; ``reset`` runs before each sample and
+    ``check`` after it, both untimed (``check`` raises if the work was not all done)."""
 
     name: str
     command: list[str]
     cwd: Path
     reset: Callable[[], None] = lambda: None
+    check: Callable[[], None] = lambda: None
     inner: bool = False  # the child prints {"seconds": ...}: time measured inside it
     samples: list[Sample] = field(default_factory=list)
 
@@ -126,13 +145,18 @@ def measure(variant: Variant) -> Sample:
     variant.reset()
     with tempfile.TemporaryDirectory() as tmp:
         usage_file = Path(tmp) / "usage.json"
-        done = subprocess.run([PY, "-S", "-c", LAUNCHER, str(usage_file), *variant.command],
-                              cwd=variant.cwd, capture_output=True, text=True, env=ENV,
-                              stdin=subprocess.DEVNULL, check=False)
+        try:
+            done = subprocess.run([PY, "-S", "-c", LAUNCHER, str(usage_file),
+                                   *variant.command], cwd=variant.cwd, capture_output=True,
+                                  text=True, env=ENV, stdin=subprocess.DEVNULL, check=False,
+                                  timeout=MEASURE_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            raise RuntimeError(f"{variant.name} did not end in {MEASURE_TIMEOUT_S} s") from None
         usage = json.loads(usage_file.read_text()) if usage_file.exists() else {"code": -1}
     if done.returncode != 0 or usage["code"] != 0:
         raise RuntimeError(f"{variant.name} exited {usage['code']}:\n{done.stdout[-2000:]}\n"
                            f"{done.stderr[-2000:]}")
+    variant.check()
     wall = usage["wall"]
     if variant.inner:
         wall = json.loads(done.stdout.strip().splitlines()[-1])["seconds"]
@@ -148,7 +172,7 @@ def compare(variants: list[Variant], repeat: int, warmup: bool = True) -> None:
         shift = round_ % len(variants)
         for variant in variants[shift:] + variants[:shift]:
             variant.samples.append(measure(variant))
-            _say(f"    {variant.name:<34} {variant.samples[-1].wall_s:8.3f} s")
+            _say(f"    {variant.name:<40} {variant.samples[-1].wall_s:8.3f} s")
 
 
 def figure(group: str, case: str, variant: Variant, base: Variant | None = None,
@@ -292,7 +316,8 @@ def exec_group(work: Path, count: int, repeat: int) -> list[Figure]:
     j2_warm = conduct("conduct --jobs 2 (warm)", "--jobs", "2")
     s1 = conduct("conduct --jobs 1 --mode script", "--jobs", "1", "--mode", "script")
     s2 = conduct("conduct --jobs 2 --mode script", "--jobs", "2", "--mode", "script")
-    compare([loop, j1_cold, j1_warm, j2_cold, j2_warm, s1, s2], repeat)
+    peers = peer_variants(root, count, (1, 2))
+    compare([loop, j1_cold, j1_warm, j2_cold, j2_warm, s1, s2, *peers], repeat)
     return [
         figure("exec", case, loop),
         figure("exec", case, j1_cold, loop, "≤ 0.7 × papermill", lambda r: r <= 0.7),
@@ -301,6 +326,7 @@ def exec_group(work: Path, count: int, repeat: int) -> list[Figure]:
         figure("exec", case, j2_warm, loop),
         figure("exec", case, s1, loop),
         figure("exec", case, s2, loop),
+        *(figure("exec", case, peer, loop) for peer in peers),
     ]
 
 
@@ -308,7 +334,8 @@ def _papermill_loop(root: Path, count: int) -> Variant:
     out = root / "papermill"
     script = projects.papermill_script(root / "flows/work.py", [{"n": n} for n in range(count)],
                                        out)
-    return Variant("papermill loop (serial)", [PY, "-c", script], root, _wipe(out))
+    return Variant("papermill loop (serial)", [PY, "-c", script], root, _wipe(out),
+                   _all_ran(out, count))
 
 
 def pandas_group(work: Path, count: int, repeat: int) -> list[Figure]:
@@ -322,12 +349,74 @@ def pandas_group(work: Path, count: int, repeat: int) -> list[Figure]:
                    root, _wipe(runs))
     cold = Variant("conduct --jobs 1 --no-warm", [*CONDUCT, table, "--jobs", "1", "--no-warm"],
                    root, _wipe(runs))
-    compare([loop, warm, cold], repeat)
+    peers = peer_variants(root, count, (1,))
+    compare([loop, warm, cold, *peers], repeat)
     return [
         figure("pandas", case, loop),
         figure("pandas", case, warm, loop, "≤ 0.25 × papermill", lambda r: r <= 0.25),
         figure("pandas", case, cold, loop),
+        *(figure("pandas", case, peer, loop) for peer in peers),
     ]
+
+
+# --- the peers: the same notebooks through Snakemake and ploomber ---------------------------
+
+#: ploomber's CLI has no ``python -m`` entry point: this is what its console script runs.
+PLOOMBER = ("import sys; from ploomber_cli.cli import cmd_router; sys.argv[0] = 'ploomber'; "
+            "sys.exit(cmd_router())")
+
+
+def peer_variants(root: Path, count: int, jobs: tuple[int, ...]) -> list[Variant]:
+    """The papermill loop's notebook, once per instance, through Snakemake and ploomber
+    at each number of parallel ``jobs``. Each runs in this Python (``-m``), so a peer is
+    there when this Python imports it; one that is not is skipped with a note."""
+    flow, configs = root / "flows/work.py", [{"n": n} for n in range(count)]
+    variants = []
+    for peer, module, make in (("snakemake", "snakemake", _snakemake),
+                               ("ploomber", "ploomber_cli", _ploomber)):
+        if importlib.util.find_spec(module) is None:
+            _say(f"  {peer} is not installed in {PY}: its variants are skipped")
+            continue
+        variants += [make(root / peer, flow, configs, n) for n in jobs]
+    return variants
+
+
+def _snakemake(folder: Path, flow: Path, configs: list[dict], cores: int) -> Variant:
+    """``snakemake --cores N`` from nothing: before each round its outputs and its
+    ``.snakemake`` folder (lock, metadata, incomplete markers) are wiped, so every
+    round runs every job and no round pays for an earlier one's bookkeeping."""
+    projects.snakemake_project(folder, flow, configs, PY)
+    return Variant(f"snakemake --cores {cores} (papermill rule)",
+                   [PY, "-m", "snakemake", "--cores", str(cores), "--quiet", "all"], folder,
+                   _wipe(folder / "runs", folder / ".snakemake"),
+                   _all_ran(folder / "runs", len(configs)))
+
+
+def _ploomber(folder: Path, flow: Path, configs: list[dict], processes: int) -> Variant:
+    """``ploomber build --force`` of a pipeline with one task per instance: its serial
+    executor, or its ``Parallel`` one in ``processes`` processes."""
+    spec = projects.ploomber_project(folder, flow, configs, processes)
+    how = "serial" if processes == 1 else f"Parallel, {processes} processes"
+    return Variant(f"ploomber build ({how})",
+                   [PY, "-c", PLOOMBER, "build", "--entry-point", spec.name, "--force"], folder,
+                   _wipe(folder / "runs"), _all_ran(folder / "runs", len(configs)))
+
+
+def _all_ran(runs: Path, count: int) -> Callable[[], None]:
+    """A variant's check: ``count`` output notebooks in ``runs/*/``, each with its
+    instance line printed, so a tool that skipped or half-ran notebooks is not timed."""
+    def check() -> None:
+        ran = [p for p in runs.glob("*/out.ipynb") if _printed(p)]
+        if len(ran) != count:
+            raise RuntimeError(f"{len(ran)} of {count} notebooks ran in {runs}")
+
+    return check
+
+
+def _printed(notebook: Path) -> bool:
+    cells = json.loads(notebook.read_text(encoding="utf-8"))["cells"]
+    return any("instance " in "".join(output.get("text", ""))
+               for cell in cells for output in cell.get("outputs", []))
 
 
 def cpu_group(work: Path, count: int, loops: int, repeat: int) -> list[Figure]:
@@ -358,8 +447,23 @@ def headline_group(work: Path) -> list[Figure]:
     first = Variant("first ductaflow (serial, measured by the seed)", [], root,
                     samples=[Sample(801.0, 0.0, 0.0)])
     return [figure("headline", case, first),
-            figure("headline", case, run, first, "≤ 60 s (≥ 13 × faster)",
-                   lambda r: r >= 801 / 60, inverse=True)]
+            figure("headline", case, run, first, "≤ 40 s (≥ 20 × faster)",
+                   lambda r: r >= 801 / 40, inverse=True)]
+
+
+def thousand_group(work: Path) -> list[Figure]:
+    """1,000 trivial notebooks at ``--jobs 2``, once: what a big table costs per instance
+    (the live results and report are rewritten all along)."""
+    root = work / "thousand"
+    table = str(projects.flow_project(root, projects.TRIVIAL_FLOW, 1000).relative_to(root))
+    case = "1,000 trivial notebooks"
+    _say(f"  {case}: one run")
+    run = Variant("conduct --jobs 2", [*CONDUCT, table, "--jobs", "2"], root)
+    compare([run], 1, warmup=False)
+    ran = len(list((root / "runs/work").glob("*/work.ipynb")))
+    if ran != 1000:
+        raise RuntimeError(f"only {ran} of 1,000 notebooks ran")
+    return [figure("thousand", case, run, None, "≤ 120 s", lambda wall: wall <= 120)]
 
 
 # --- the HTML report at scale ---------------------------------------------------------------
@@ -471,10 +575,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="3 rounds, smaller sizes")
     parser.add_argument("--headline", action="store_true",
-                        help="also the 600-notebook headline (minutes)")
+                        help="also the 600-notebook headline and 1,000 trivial notebooks (minutes)")
     parser.add_argument("--repeat", type=int, default=None, help="rounds (default 5, quick 3)")
     parser.add_argument("--only", nargs="+", default=None,
-                        choices=("noop", "plan", "exec", "pandas", "cpu", "headline", "report"))
+                        choices=("noop", "plan", "exec", "pandas", "cpu", "headline", "thousand",
+                                 "report"))
     parser.add_argument("--rows", nargs="+", type=int, default=None,
                         help="no-op and planning table sizes (default 1000 10000 100000; "
                              "quick: 1000 5000); the Excel table has the second size")
@@ -483,7 +588,7 @@ def main(argv: list[str] | None = None) -> int:
     repeat = args.repeat or (3 if args.quick else 5)
     groups = set(args.only or ["noop", "plan", "exec", "pandas", "cpu", "report"])
     if args.headline:
-        groups.add("headline")
+        groups |= {"headline", "thousand"}
     sizes = args.rows or ([1_000, 5_000] if args.quick else [1_000, 10_000, 100_000])
     xlsx_size = sizes[1] if len(sizes) > 1 else sizes[0]
     count = 10 if args.quick else 20
@@ -520,6 +625,9 @@ def main(argv: list[str] | None = None) -> int:
         if "headline" in groups:
             with loads(load_log, "headline"):
                 figures += headline_group(work)
+        if "thousand" in groups:
+            with loads(load_log, "thousand"):
+                figures += thousand_group(work)
         if "report" in groups:
             with loads(load_log, "report"):
                 figures += report_group(work, 1_000 if args.quick else 5_000, repeat)
