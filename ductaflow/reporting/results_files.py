@@ -68,7 +68,7 @@ def write_results(results: Sequence[RunResult], the_plan: Any, *, running: bool,
     changed = not _unchanged(runs_dir, csv_text)
     if running or changed:
         _write_live(everything, the_plan, csv_text, running=running, started_at=started_at,
-                    running_now=running_now, tables=tables)
+                    running_now=running_now, tables=tables, params_earlier=_texts(rows))
     if tables_due:
         values = {f"{t.stage}/{row.instance}": row.values for t in tables or ()
                   for row in t.rows}
@@ -82,6 +82,12 @@ def _earlier(runs_dir: Path, instances: Mapping[str, Any],
     from ductaflow.reporting.stage_results import earlier_results
 
     return earlier_results(runs_dir, instances, partial)
+
+
+def _texts(rows: Mapping[str, Mapping[str, Any]]) -> dict[str, str]:
+    from ductaflow.reporting.html_report import parameter_texts
+
+    return parameter_texts(rows) if rows else {}
 
 
 def _in_project_order(runs_dir: Path, results: list[RunResult]) -> list[RunResult]:
@@ -142,8 +148,10 @@ def _unchanged(runs_dir: Path, csv_text: str) -> bool:
 
 def _write_live(results: Sequence[RunResult], the_plan: Any, csv_text: str, *, running: bool,
                 started_at: float, running_now: Mapping[str, str] | None,
-                tables: Sequence[Any] | None = None) -> None:
-    from ductaflow.reporting.html_report import render, report_context
+                tables: Sequence[Any] | None = None,
+                params_earlier: Mapping[str, str] | None = None) -> None:
+    from ductaflow.reporting.html_report import report_context
+    from ductaflow.reporting.row_cache import write_report
 
     runs_dir: Path = the_plan.runs_dir
     _keep_going(runs_dir / RESULTS_CSV, records.atomic_write_text, csv_text)
@@ -153,10 +161,36 @@ def _write_live(results: Sequence[RunResult], the_plan: Any, csv_text: str, *, r
 
         known = {r.key for r in results} | {d.instance.key for d in the_plan.decisions}
         stale = orphans(runs_dir, known)
-    html = render(report_context(results, runs_dir, running=running,
-                                 elapsed_s=time.time() - started_at, running_now=running_now,
-                                 decisions=the_plan.decisions, tables=tables, stale=stale))
-    _keep_going(runs_dir / REPORT_HTML, records.atomic_write_text, html)
+    elapsed_s = time.time() - started_at
+
+    params = {**_parameters(the_plan), **(params_earlier or {})}
+
+    def context_of(cache: Any) -> Mapping[str, Any]:
+        return report_context(results, runs_dir, running=running, elapsed_s=elapsed_s,
+                              running_now=running_now, decisions=the_plan.decisions,
+                              tables=tables, stale=stale, cache=cache, params=params)
+
+    _keep_going(runs_dir, write_report, context_of)
+
+
+#: The plan of the conduct writing now, and its instances' parameters as the report shows them.
+_PARAMETERS: list[Any] = []
+
+
+def _parameters(the_plan: Any) -> dict[str, str]:
+    """The planned instances' rows with their templates rendered, as every report of the
+    conduct shows them (the stage rosters' rows): rendered once per conduct."""
+    if _PARAMETERS and _PARAMETERS[0] is the_plan:
+        return _PARAMETERS[1]
+    from ductaflow.planning.instances import rendered_row
+    from ductaflow.planning.project import Project
+    from ductaflow.reporting.html_report import parameter_texts
+
+    runs_text = Project(the_plan.project_root, the_plan.runs_dir).runs_text
+    texts = parameter_texts({d.instance.key: rendered_row(d.instance.row, runs_text)
+                             for d in the_plan.decisions if d.instance.row is not None})
+    _PARAMETERS[:] = [the_plan, texts]
+    return texts
 
 
 def _keep_going(path: Path, write: Any, *args: Any) -> None:
