@@ -378,3 +378,65 @@ def test_a_script_run_after_a_notebook_run_links_no_stale_notebook(tmp_path: Pat
                       force=True, mode="script")
     assert (runs / "act/a/act.ipynb").is_file()  # kept: nothing is lost
     assert sorted(hrefs()) == ["act/a/act_config.json", "act/a/act_execution_output.txt"]
+
+
+# --- rows reused from the last report ---------------------------------------------------------
+
+
+def report_rows(runs: Path) -> dict[str, str]:
+    html = (runs / REPORT_HTML).read_text(encoding="utf-8")
+    return dict(re.findall(r'(<details class="inst" id="[^"]+" data-key="([^"]+)".*?</details>)',
+                           html, re.S)[i][::-1] for i in range(html.count('class="inst"')))
+
+
+def test_a_rewritten_report_is_the_one_written_from_scratch(tmp_path: Path) -> None:
+    runs, results = make_runs(tmp_path)
+    plan = fake_plan(tmp_path, runs, results)
+    write_results(results, plan, running=False, started_at=0.0)
+    first = report_rows(runs)
+    (runs / REPORT_HTML).unlink()
+    write_results(results, plan, running=False, started_at=0.0)  # every row rendered
+    assert report_rows(runs) == first
+    (runs / RESULTS_CSV).unlink()  # a finished conduct rewrites an unchanged report only then
+    write_results(results, plan, running=False, started_at=0.0)  # every row reused
+    assert report_rows(runs) == first
+
+
+def test_a_reused_row_follows_a_hand_edit_of_its_folder(tmp_path: Path) -> None:
+    runs, results = make_runs(tmp_path)
+    plan = fake_plan(tmp_path, runs, results)
+    write_results(results, plan, running=True, started_at=0.0)
+    assert "prep/north/prep.html" in report_rows(runs)["prep/north"]
+    (runs / "prep/north/prep.html").unlink()  # the notebook link falls back to the .ipynb
+    write_results(results, plan, running=True, started_at=0.0)
+    row = report_rows(runs)["prep/north"]
+    assert "prep/north/prep.html" not in row and "prep/north/prep.ipynb" in row
+
+
+def test_a_reused_row_follows_a_new_record_and_a_new_result(tmp_path: Path) -> None:
+    import dataclasses
+
+    runs, results = make_runs(tmp_path)
+    plan = fake_plan(tmp_path, runs, results)
+    write_results(results, plan, running=True, started_at=0.0)
+    assert 'data-status="success"' in report_rows(runs)["prep/south"]
+    south = dataclasses.replace(results[2], action=Action.RAN, status=Status.ERROR,
+                                started_at=at(20), ended_at=at(21), error="boom")
+    record(runs / "prep/south", south, provenance={"host": "elsewhere"})
+    again = [south if r.key == "prep/south" else r for r in results]
+    write_results(again, plan, running=False, started_at=0.0)
+    row = report_rows(runs)["prep/south"]
+    assert 'data-status="error"' in row and "boom" in row and 'data-action="ran"' in row
+    html = (runs / REPORT_HTML).read_text(encoding="utf-8")
+    assert "elsewhere" in html.split('id="environments"')[1]  # its new environment listed
+    assert report_rows(runs)["prep/north"].count("prep/north/prep.html") == 1
+
+
+def test_a_report_written_by_another_hand_is_not_reused(tmp_path: Path) -> None:
+    runs, results = make_runs(tmp_path)
+    plan = fake_plan(tmp_path, runs, results)
+    write_results(results, plan, running=True, started_at=0.0)
+    first = report_rows(runs)
+    (runs / REPORT_HTML).write_text("<p>something else</p>" * 50, encoding="utf-8")
+    write_results(results, plan, running=True, started_at=0.0)
+    assert report_rows(runs) == first

@@ -298,8 +298,9 @@ def _base_row(stage: str, instance: str, flow: str) -> dict[str, Any]:
 
 
 def _result_row(result: RunResult, runs: Path) -> dict[str, Any]:
-    """A finished instance's row; its files no longer change, so it is read once."""
-    return dict(_finished_row(result, str(runs)))
+    """A finished instance's row, its folder read (a conduct's reports reuse it while
+    the folder stands: ``row_cache``)."""
+    return _finished_row(result, str(runs))
 
 
 def outcome_row(result: RunResult) -> dict[str, Any]:
@@ -315,7 +316,6 @@ def outcome_row(result: RunResult) -> dict[str, Any]:
     return row
 
 
-@functools.lru_cache(maxsize=4096)
 def _finished_row(result: RunResult, runs_text: str) -> dict[str, Any]:
     runs = Path(runs_text)
     row = outcome_row(result)
