@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import math
 import re
 from datetime import datetime, timezone
 from html.parser import HTMLParser
@@ -440,3 +441,24 @@ def test_a_report_written_by_another_hand_is_not_reused(tmp_path: Path) -> None:
     (runs / REPORT_HTML).write_text("<p>something else</p>" * 50, encoding="utf-8")
     write_results(results, plan, running=True, started_at=0.0)
     assert report_rows(runs) == first
+
+
+def test_workbook_cells_keep_their_text_type_and_link(tmp_path: Path) -> None:
+    from openpyxl import load_workbook
+
+    from ductaflow.reporting.results_files import write_workbook
+
+    item = result("odd", "a&b <c>", Action.FAILED, Status.ERROR, 0, 1.0, "flows/odd.py",
+                  error="x")
+    row = {"instance": "a&b <c>", "spaced": "  two  ", "bell": "ding\x07dong", "flag": True,
+           "big": 12345678901, "nothing": None}
+    write_workbook(tmp_path / "w.xlsx", [item], {}, {item.key: {"npv": 1.5, "bad": math.inf}},
+                   {item.key: row})
+    sheet = load_workbook(tmp_path / "w.xlsx")["odd"]
+    cells = {head.value: cell for head, cell in zip(sheet[1], sheet[2], strict=True)}
+    assert cells["instance"].value == "a&b <c>" and cells["spaced"].value == "  two  "
+    assert cells["bell"].value == "dingdong" and cells["flag"].value is True
+    assert cells["big"].value == 12345678901 and cells["nothing"].value is None
+    assert cells["run_dir"].hyperlink.target == "odd/a&b <c>"
+    assert cells["npv"].value == 1.5 and cells["npv"].font.i and cells["bad"].value == "inf"
+    assert sheet.freeze_panes == "A2" and sheet.auto_filter.ref == "A1:M2"

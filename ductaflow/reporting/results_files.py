@@ -11,11 +11,9 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import logging
 import os
 import posixpath
-import re
 import threading
 import time
 from collections.abc import Mapping, Sequence
@@ -33,10 +31,6 @@ COLUMNS = ("stage", "instance", "action", "status", "reason", "duration_s", "run
 RESULT_COLUMNS = ("status", "action", "reason", "duration_s", "run_dir")
 _FORMULA_START = ("=", "+", "-", "@")
 _FORMULA_CHARS = frozenset(_FORMULA_START)
-_FILLS = {"success": "C6EFCE", "warning": "FFEB9C", "error": "FFC7CE", "": "E7E6E6"}
-_FONTS = {"success": "006100", "warning": "9C5700", "error": "9C0006", "": "595959"}
-#: What openpyxl refuses in a cell (its ``ILLEGAL_CHARACTERS_RE``, without importing it).
-_ILLEGAL = re.compile(r"[\000-\010]|[\013-\014]|[\016-\037]")
 
 
 def write_results(results: Sequence[RunResult], the_plan: Any, *, running: bool,
@@ -249,49 +243,24 @@ def write_workbook(path: Path, results: Sequence[RunResult],
     the values each instance recorded (``values``, by instance key). An instance this
     conduct did not plan shows the row its stage roster kept (``rows``).
 
-    The status cell is filled green, orange or red; values a failed run recorded are
-    grey and italic. Text that a spreadsheet would read as a formula is stored as text.
-    Streamed row by row (openpyxl's write-only mode, a few named styles): a workbook
-    of 100,000 instances held as cells would cost gigabytes and minutes.
-    Written to a temp file, then moved over.
+    The status cell is filled green, orange or red, the run folder linked; values a
+    failed run recorded are grey and italic (``reporting.workbook`` writes it).
     """
-    from openpyxl import Workbook
+    from ductaflow.reporting.workbook import write_book
 
-    book = Workbook(write_only=True)
-    _add_styles(book)
     by_stage: dict[str, list[RunResult]] = {}
     for result in results:
         by_stage.setdefault(result.stage, []).append(result)
-    names: set[str] = set()
-    for stage, members in by_stage.items():
-        sheet = book.create_sheet(_sheet_name(stage, names))
-        _fill_sheet(sheet, members, instances, values or {}, rows or {})
-    _save_atomically(book, path)
+    write_book(path, [_sheet(stage, members, instances, values or {}, rows or {})
+                      for stage, members in by_stage.items()])
 
 
-def _add_styles(book: Any) -> None:
-    """The named styles a workbook's cells share: header, lights, link, failed value."""
-    from openpyxl.styles import Font, NamedStyle, PatternFill
-
-    book.add_named_style(NamedStyle("df header", font=Font(bold=True)))
-    book.add_named_style(NamedStyle("df link", font=Font(color="1A5FB4", underline="single")))
-    book.add_named_style(NamedStyle("df failed", font=Font(italic=True, color="808080")))
-    for status, fill in _FILLS.items():
-        book.add_named_style(NamedStyle(
-            _light_style(status), font=Font(bold=True, color=_FONTS[status]),
-            fill=PatternFill("solid", start_color=fill, end_color=fill)))
-
-
-def _light_style(status: str) -> str:
-    return f"df {status or 'none'}" if status in _FILLS else "df none"
-
-
-def _fill_sheet(sheet: Any, results: Sequence[RunResult], instances: Mapping[str, Instance],
-                values: Mapping[str, Mapping[str, Any]],
-                kept: Mapping[str, Mapping[str, Any]]) -> None:
+def _sheet(stage: str, results: Sequence[RunResult], instances: Mapping[str, Instance],
+           values: Mapping[str, Mapping[str, Any]], kept: Mapping[str, Mapping[str, Any]]) -> Any:
+    from ductaflow.reporting.workbook import Sheet, cell_value
     from ductaflow.run_folder.recorded import shown
 
-    rows = [dict(kept[r.key]) if r.key in kept else _user_values(r, instances.get(r.key))
+    rows = [kept[r.key] if r.key in kept else _user_values(r, instances.get(r.key))
             for r in results]
     columns = list(dict.fromkeys(k for row in rows for k in row))
     recorded = list(dict.fromkeys(k for r in results for k in values.get(r.key, {})))
@@ -299,131 +268,46 @@ def _fill_sheet(sheet: Any, results: Sequence[RunResult], instances: Mapping[str
     taken = {*columns, *outcome_headers}
     headers = [*columns, *outcome_headers,
                *(f"{v} (recorded)" if v in taken else v for v in recorded)]
-    lines = [[_cell_value(v) for v in (
-        *(row.get(c) for c in columns), *_outcome(result),
-        *(shown(values.get(result.key, {}).get(name)) for name in recorded))]
-        for result, row in zip(results, rows, strict=True)]
-    _set_layout(sheet, [[_cell_value(h) for h in headers], *lines])
-    sheet.append([_styled(sheet, h, "df header") for h in headers])
-    status_at = len(columns)
-    for result, line in zip(results, lines, strict=True):
-        sheet.append(_styled_line(sheet, line, status_at, result))
+    lines = [_line([cell_value(row.get(c)) for c in columns], result,
+                   [cell_value(shown(values.get(result.key, {}).get(name)))
+                    for name in recorded])
+             for result, row in zip(results, rows, strict=True)]
+    return Sheet(stage, headers, lines)
 
 
-def _outcome(result: RunResult) -> list[Any]:
-    outcome = _result_values(result, result.run_dir)
-    outcome["duration_s"] = round(result.duration_s, 2)
-    return [outcome[c] for c in RESULT_COLUMNS]
+def _line(user: list[Any], result: RunResult, recorded: list[Any]) -> list[Any]:
+    """A result's cells: the status lit, the run folder linked, a failed run's
+    recorded values greyed."""
+    from ductaflow.reporting.workbook import Styled, cell_value, light_style
 
-
-def _styled_line(sheet: Any, line: list[Any], status_at: int, result: RunResult) -> list[Any]:
-    """The row's cells: plain values, but the status lit, the run folder linked,
-    a failed run's recorded values greyed and formula-like text kept as text."""
     status = result.status.value if result.status else ""
-    cells = [_text_cell(sheet, v) if _formula_like(v) else v for v in line]
-    cells[status_at] = _styled(sheet, line[status_at], _light_style(status))
-    folder = _styled(sheet, line[status_at + len(RESULT_COLUMNS) - 1], "df link")
-    folder.hyperlink = result.run_dir
-    cells[status_at + len(RESULT_COLUMNS) - 1] = folder
+    outcome: list[Any] = [Styled(status, light_style(status)), result.action.value,
+                          cell_value(result.reason), round(result.duration_s, 2),
+                          Styled(cell_value(result.run_dir), "df link", result.run_dir)]
     if status == "error":
-        for index in range(status_at + len(RESULT_COLUMNS), len(line)):
-            cells[index] = _styled(sheet, line[index], "df failed")
-    return cells
-
-
-def _styled(sheet: Any, value: Any, style: str) -> Any:
-    from openpyxl.cell import WriteOnlyCell
-
-    cell = _text_cell(sheet, value) if _formula_like(value) else WriteOnlyCell(sheet, value)
-    quoted = cell.quotePrefix
-    cell.style = style
-    cell.quotePrefix = quoted
-    return cell
-
-
-def _text_cell(sheet: Any, value: str) -> Any:
-    """Text a spreadsheet would run as a formula, stored as text."""
-    from openpyxl.cell import WriteOnlyCell
-
-    cell = WriteOnlyCell(sheet)
-    cell.value = value
-    cell.data_type = "s"
-    cell.quotePrefix = True
-    return cell
-
-
-def _formula_like(value: Any) -> bool:
-    return isinstance(value, str) and value.startswith(_FORMULA_START)
-
-
-def _cell_value(value: Any) -> Any:
-    """A value as a cell holds it: lists and dicts as JSON, no illegal characters."""
-    if value is None or isinstance(value, (bool, int, float)):
-        return value
-    if isinstance(value, (list, dict)):
-        value = json.dumps(value, ensure_ascii=False, default=str)
-    text = str(value)
-    if _ILLEGAL.search(text) is None:
-        return text
-    return _ILLEGAL.sub("", text)
-
-
-def _set_layout(sheet: Any, lines: Sequence[Sequence[Any]]) -> None:
-    """Widths from the longest value, the header frozen and filterable: set before the
-    first row, as a streamed sheet writes its layout first."""
-    from openpyxl.utils import get_column_letter
-
-    count = max((len(line) for line in lines), default=0)
-    for index in range(count):
-        width = max(len(str(line[index])) if index < len(line) and line[index] is not None
-                    else 0 for line in lines)
-        sheet.column_dimensions[get_column_letter(index + 1)].width = min(max(width, 6) + 2, 60)
-    sheet.freeze_panes = "A2"
-    if count:
-        sheet.auto_filter.ref = f"A1:{get_column_letter(count)}{len(lines)}"
+        recorded = [Styled(v, "df failed") for v in recorded]
+    return [*user, *outcome, *recorded]
 
 
 def write_stage_workbook(path: Path, tables: Sequence[Any]) -> None:
     """``ductaflow results --format xlsx``: a sheet per stage's results table, status
     coloured, header frozen and filterable."""
-    from openpyxl import Workbook
+    from ductaflow.reporting.workbook import Sheet, Styled, cell_value, light_style, write_book
 
-    book = Workbook(write_only=True)
-    _add_styles(book)
-    names: set[str] = set()
+    sheets = []
     for table in tables:
-        sheet = book.create_sheet(_sheet_name(table.stage, names))
-        lines = [[_cell_value(v) for v in table.cells(row)] for row in table.rows]
-        _set_layout(sheet, [[_cell_value(c) for c in table.columns], *lines])
-        sheet.append([_styled(sheet, _cell_value(c), "df header") for c in table.columns])
         status_at = len(table.parameters)
-        for row, line in zip(table.rows, lines, strict=True):
-            cells = [_text_cell(sheet, v) if _formula_like(v) else v for v in line]
-            cells[status_at] = _styled(sheet, line[status_at], _light_style(row.status or ""))
-            sheet.append(cells)
-    _save_atomically(book, path)
+        lines = []
+        for row in table.rows:
+            line = [cell_value(v) for v in table.cells(row)]
+            line[status_at] = Styled(line[status_at], light_style(row.status or ""))
+            lines.append(line)
+        sheets.append(Sheet(table.stage, table.columns, lines))
+    write_book(path, sheets)
 
 
-def _user_values(result: RunResult, instance: Instance | None) -> dict[str, Any]:
+def _user_values(result: RunResult, instance: Instance | None) -> Mapping[str, Any]:
     """The row as the user wrote it, or what is known of it without its row."""
     if instance is not None and instance.row is not None:
-        return dict(instance.row.values)
+        return instance.row.values
     return {"instance": result.instance, "flow": result.flow}
-
-
-def _save_atomically(book: Any, path: Path) -> None:
-    """Save in memory first: a failed write then leaves no half-open zip behind."""
-    buffer = io.BytesIO()
-    book.save(buffer)
-    records.atomic_write_bytes(path, buffer.getvalue())
-
-
-def _sheet_name(stage: str, taken: set[str]) -> str:
-    """An Excel-safe, unique sheet name (31 characters, none of ``[]:*?/\\``)."""
-    base = "".join("_" if c in "[]:*?/\\" else c for c in stage)[:31].strip("'") or "stage"
-    name, n = base, 1
-    while name.lower() in taken:
-        n += 1
-        name = f"{base[:28]}~{n}"
-    taken.add(name.lower())
-    return name
