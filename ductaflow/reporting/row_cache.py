@@ -60,6 +60,7 @@ class RowCache:
 
     def __init__(self, runs: Path, index: Mapping[str, Any]):
         self.runs = runs
+        self.runs_text = os.fspath(runs)
         self.old: Mapping[str, list[Any]] = index.get("rows") or {}
         self.environments: dict[tuple[tuple[str, str], ...], int] = {
             tuple(tuple(item) for item in items): n
@@ -82,7 +83,7 @@ class RowCache:
         None (the caller reads the folder and renders it)."""
         from ductaflow.reporting.html_report import outcome_row
 
-        sign = signature(result, params, self.runs)
+        sign = signature(result, params, self.runs_text)
         self.signatures[result.key] = sign
         entry = self.old.get(result.key)
         if entry is None or entry[0] != sign:
@@ -147,19 +148,19 @@ class RowCache:
         yield rest.encode("utf-8")
 
 
-def signature(result: RunResult, params: str, runs: Path) -> str:
+def signature(result: RunResult, params: str, runs: Path | str) -> str:
     """What an instance's row is made of: its result, its parameters, and when its
     folder and its bookkeeping last changed (a run, a record, a file by hand)."""
-    folder = runs / result.run_dir
+    folder = os.path.join(runs, result.run_dir)  # not pathlib: 100,000 times a report
     text = "\x1f".join((
         result.action.value, result.status.value if result.status else "", result.reason,
         repr(result.duration_s), result.flow, result.error, result.started_at,
         result.ended_at, str(result.attempts), result.error_at, result.run_dir, params,
-        _mtime(folder), _mtime(folder / STATE_DIR)))
+        _mtime(folder), _mtime(os.path.join(folder, STATE_DIR))))
     return hashlib.blake2b(text.encode("utf-8"), digest_size=10).hexdigest()
 
 
-def _mtime(path: Path) -> str:
+def _mtime(path: str) -> str:
     try:
         return str(os.stat(path).st_mtime_ns)
     except OSError:
