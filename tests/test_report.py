@@ -462,3 +462,30 @@ def test_workbook_cells_keep_their_text_type_and_link(tmp_path: Path) -> None:
     assert cells["run_dir"].hyperlink.target == "odd/a&b <c>"
     assert cells["npv"].value == 1.5 and cells["npv"].font.i and cells["bad"].value == "inf"
     assert sheet.freeze_panes == "A2" and sheet.auto_filter.ref == "A1:M2"
+
+
+def test_stage_values_are_kept_until_the_folder_changes(tmp_path: Path) -> None:
+    import json
+    import os
+
+    from ductaflow.reporting.stage_results import write_stage_files
+
+    runs = tmp_path / "runs"
+    row = Row(file="t.csv", sheet=None, stage="model", line=2, values={"instance": "a"})
+    inst = Instance(stage="model", name="a", flow="flows/model.py", config={}, row=row)
+    folder = runs / "model" / "a"
+    folder.mkdir(parents=True)
+    (folder / "model_results.json").write_text(json.dumps({"npv": 1}), encoding="utf-8")
+    first = write_stage_files(tmp_path, runs, [inst], {"model/a": "success"})
+    assert first[0].rows[0].values == {"npv": 1}
+    (folder / "model_results.json").write_text(json.dumps({"npv": 2}), encoding="utf-8")
+    os.utime(folder, ns=(1, 1))  # the folder as it was: its values are kept
+    stamp = os.stat(folder).st_mtime_ns
+    roster = json.loads((runs / ".conductor.stages" / "model.json").read_text(encoding="utf-8"))
+    roster["instances"][0]["stamp"] = f"{stamp}/-"
+    (runs / ".conductor.stages" / "model.json").write_text(json.dumps(roster), encoding="utf-8")
+    assert write_stage_files(tmp_path, runs, [inst], {"model/a": "success"})[0] \
+        .rows[0].values == {"npv": 1}
+    (folder / "extra.txt").write_text("x", encoding="utf-8")  # a file by hand: read again
+    assert write_stage_files(tmp_path, runs, [inst], {"model/a": "success"})[0] \
+        .rows[0].values == {"npv": 2}

@@ -109,7 +109,8 @@ def _stage_files(the_plan: Any, instances: Any, statuses: Mapping[str, str]) -> 
 
     try:
         return write_stage_files(the_plan.project_root, the_plan.runs_dir, instances,
-                                 statuses, getattr(the_plan, "partial", False))
+                                 statuses, getattr(the_plan, "partial", False),
+                                 _rendered(the_plan))
     except OSError as exc:
         log.warning("could not write the stage results in %s: %s", the_plan.runs_dir, exc)
         return []
@@ -167,24 +168,33 @@ def _write_live(results: Sequence[RunResult], the_plan: Any, csv_text: str, *, r
     _keep_going(runs_dir, write_report, context_of)
 
 
-#: The plan of the conduct writing now, and its instances' parameters as the report shows them.
-_PARAMETERS: list[Any] = []
+#: The plan of the conduct writing now, and its instances' rows as typed, rendered.
+_RENDERED: list[Any] = []
+
+
+def _rendered(the_plan: Any) -> dict[str, dict[str, Any]]:
+    """The planned instances' rows with their templates rendered, as the stage rosters
+    and every report of the conduct show them: rendered once per conduct."""
+    if _RENDERED and _RENDERED[0] is the_plan:
+        return _RENDERED[1]
+    from ductaflow.planning.instances import rendered_row
+    from ductaflow.planning.project import Project
+
+    runs_text = Project(the_plan.project_root, the_plan.runs_dir).runs_text
+    rows = {d.instance.key: rendered_row(d.instance.row, runs_text)
+            for d in the_plan.decisions if d.instance.row is not None}
+    _RENDERED[:] = [the_plan, rows, None]
+    return rows
 
 
 def _parameters(the_plan: Any) -> dict[str, str]:
-    """The planned instances' rows with their templates rendered, as every report of the
-    conduct shows them (the stage rosters' rows): rendered once per conduct."""
-    if _PARAMETERS and _PARAMETERS[0] is the_plan:
-        return _PARAMETERS[1]
-    from ductaflow.planning.instances import rendered_row
-    from ductaflow.planning.project import Project
-    from ductaflow.reporting.html_report import parameter_texts
+    """The planned instances' parameters as the report shows them."""
+    rows = _rendered(the_plan)
+    if _RENDERED[2] is None:
+        from ductaflow.reporting.html_report import parameter_texts
 
-    runs_text = Project(the_plan.project_root, the_plan.runs_dir).runs_text
-    texts = parameter_texts({d.instance.key: rendered_row(d.instance.row, runs_text)
-                             for d in the_plan.decisions if d.instance.row is not None})
-    _PARAMETERS[:] = [the_plan, texts]
-    return texts
+        _RENDERED[2] = parameter_texts(rows)
+    return _RENDERED[2]
 
 
 def _keep_going(path: Path, write: Any, *args: Any) -> None:

@@ -28,7 +28,7 @@ from typing import Any
 
 from ductaflow.model import RunResult
 from ductaflow.run_folder import records
-from ductaflow.run_folder.files import REPORT_HTML, REPORT_INDEX, STATE_DIR
+from ductaflow.run_folder.files import REPORT_HTML, REPORT_INDEX
 
 log = logging.getLogger(__name__)
 
@@ -151,20 +151,14 @@ class RowCache:
 def signature(result: RunResult, params: str, runs: Path | str) -> str:
     """What an instance's row is made of: its result, its parameters, and when its
     folder and its bookkeeping last changed (a run, a record, a file by hand)."""
-    folder = os.path.join(runs, result.run_dir)  # not pathlib: 100,000 times a report
+    from ductaflow.reporting.stage_results import folder_stamp
+
     text = "\x1f".join((
         result.action.value, result.status.value if result.status else "", result.reason,
         repr(result.duration_s), result.flow, result.error, result.started_at,
         result.ended_at, str(result.attempts), result.error_at, result.run_dir, params,
-        _mtime(folder), _mtime(os.path.join(folder, STATE_DIR))))
+        folder_stamp(os.path.join(runs, result.run_dir))))  # not pathlib: 100,000 a report
     return hashlib.blake2b(text.encode("utf-8"), digest_size=10).hexdigest()
-
-
-def _mtime(path: str) -> str:
-    try:
-        return str(os.stat(path).st_mtime_ns)
-    except OSError:
-        return "-"
 
 
 def _copied(old: Any, where: Sequence[int]) -> bytes:

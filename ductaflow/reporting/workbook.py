@@ -12,6 +12,7 @@ whole in memory (compressed), then moved over the old one.
 from __future__ import annotations
 
 import io
+import json
 import math
 import re
 import zipfile
@@ -27,6 +28,8 @@ FILLS = {"success": "C6EFCE", "warning": "FFEB9C", "error": "FFC7CE", "": "E7E6E
 FONTS = {"success": "006100", "warning": "9C5700", "error": "9C0006", "": "595959"}
 #: What a cell may not hold (openpyxl's ``ILLEGAL_CHARACTERS_RE``, without importing it).
 ILLEGAL = re.compile(r"[\000-\010]|[\013-\014]|[\016-\037]")
+#: One encoder for every list or dict cell: ``json.dumps`` with options makes one a call.
+_JSON = json.JSONEncoder(ensure_ascii=False, default=str)
 _LINK = "http://schemas.openxmlformats.org/officeDocument/2006/relationships"
 _SHEET_PATH = re.compile(r"xl/worksheets/sheet(\d+)\.xml")
 
@@ -57,9 +60,7 @@ def cell_value(value: Any) -> Any:
     if value is None or isinstance(value, (bool, int, float)):
         return value
     if isinstance(value, (list, dict)):
-        import json
-
-        value = json.dumps(value, ensure_ascii=False, default=str)
+        value = _JSON.encode(value)
     text = str(value)
     return text if ILLEGAL.search(text) is None else ILLEGAL.sub("", text)
 
