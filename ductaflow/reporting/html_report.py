@@ -303,6 +303,19 @@ def _result_row(result: RunResult, runs: Path) -> dict[str, Any]:
     return _finished_row(result, str(runs))
 
 
+def reused_row(result: RunResult) -> dict[str, Any]:
+    """What the page shows of a row outside it (counts, attention, timeline), for a row
+    whose HTML is reused: no more, as a report may hold 100,000 of them."""
+    key = result.key
+    ran = result.action in (Action.RAN, Action.FAILED)
+    return {"key": key, "id": "i-" + hashlib.sha1(key.encode("utf-8")).hexdigest()[:12],
+            "stage": result.stage, "light": result.status.value if result.status else "none",
+            "action": result.action.value, "reason": result.reason, "error": result.error,
+            "error_at": result.error_at, "duration_s": result.duration_s, "links": [],
+            "tail": [], "start": _parse(result.started_at) if ran else None,
+            "end": _parse(result.ended_at) if ran else None}
+
+
 def outcome_row(result: RunResult) -> dict[str, Any]:
     """A finished instance's row from its result alone, without its folder's files."""
     row = _base_row(result.stage, result.instance, result.flow)

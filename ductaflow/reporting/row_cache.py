@@ -81,15 +81,15 @@ class RowCache:
     def row(self, result: RunResult, params: str) -> dict[str, Any] | None:
         """The row of a finished instance, when the last report's still holds; else
         None (the caller reads the folder and renders it)."""
-        from ductaflow.reporting.html_report import outcome_row
+        from ductaflow.reporting.html_report import reused_row
 
         sign = signature(result, params, self.runs_text)
         self.signatures[result.key] = sign
         entry = self.old.get(result.key)
         if entry is None or entry[0] != sign:
             return None
-        row = outcome_row(result)
-        row.update(params=params, reused=(entry[1], entry[2]), **(entry[4] or {}))
+        row = reused_row(result)
+        row.update(reused=(entry[1], entry[2]), **(entry[4] or {}))
         if entry[3]:
             row["env"] = entry[3]
         return row
