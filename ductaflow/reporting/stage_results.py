@@ -96,7 +96,10 @@ def write_stage_files(project_root: Path, runs_dir: Path, instances: Iterable[In
         old = _roster(runs_dir, stage)
         if partial:
             roster = _merged(old, roster)
-        table = _table(runs_dir, stage, roster, statuses, {e["instance"]: e for e in old})
+        kept = {e["instance"]: {"stamp": e.get("stamp"), "values": e.get("values")}
+                for e in old}
+        del old  # 100,000 rows as typed: not held while the new roster is written
+        table = _table(runs_dir, stage, roster, statuses, kept)
         for entry, row in zip(roster, table.rows, strict=True):
             entry.update(stamp=row.stamp, values=row.values)
         folder = real_folder(runs_dir / STAGE_ROSTERS)
@@ -306,7 +309,7 @@ def _table(runs_dir: Path, stage: str, roster: list[dict[str, Any]],
             values = old["values"]
         else:
             values = recorded.instance_values(run_dir, Path(entry["flow"]).stem)
-        rows.append(StageRow(entry["instance"], entry["run_dir"], dict(entry.get("row") or {}),
+        rows.append(StageRow(entry["instance"], entry["run_dir"], entry.get("row") or {},
                              status, values, stamp))
     parameters = tuple(dict.fromkeys(k for r in rows for k in r.parameters))
     values_named = tuple(dict.fromkeys(k for r in rows for k in r.values))
