@@ -106,9 +106,13 @@ def row_html(row: Mapping[str, Any]) -> str:
     return str(_environment().get_template("rows.html.j2").module.instance(row, LIGHT_LABELS))
 
 
+@functools.lru_cache(maxsize=1)
 def template_digest() -> str:
-    """What the rendered rows depend on besides their data: the row template."""
-    return hashlib.sha256(_asset("rows.html.j2").encode("utf-8")).hexdigest()[:16]
+    """What the rendered rows depend on besides their data: the row template and the
+    code that fills it in (this module), so a new version renders every row anew."""
+    digest = hashlib.sha256(_asset("rows.html.j2").encode("utf-8"))
+    digest.update(Path(__file__).read_bytes())
+    return digest.hexdigest()[:16]
 
 
 def report_context(
