@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import math
 import re
 from datetime import datetime, timezone
 from html.parser import HTMLParser
@@ -378,3 +379,113 @@ def test_a_script_run_after_a_notebook_run_links_no_stale_notebook(tmp_path: Pat
                       force=True, mode="script")
     assert (runs / "act/a/act.ipynb").is_file()  # kept: nothing is lost
     assert sorted(hrefs()) == ["act/a/act_config.json", "act/a/act_execution_output.txt"]
+
+
+# --- rows reused from the last report ---------------------------------------------------------
+
+
+def report_rows(runs: Path) -> dict[str, str]:
+    html = (runs / REPORT_HTML).read_text(encoding="utf-8")
+    return dict(re.findall(r'(<details class="inst" id="[^"]+" data-key="([^"]+)".*?</details>)',
+                           html, re.S)[i][::-1] for i in range(html.count('class="inst"')))
+
+
+def test_a_rewritten_report_is_the_one_written_from_scratch(tmp_path: Path) -> None:
+    runs, results = make_runs(tmp_path)
+    plan = fake_plan(tmp_path, runs, results)
+    write_results(results, plan, running=False, started_at=0.0)
+    first = report_rows(runs)
+    (runs / REPORT_HTML).unlink()
+    write_results(results, plan, running=False, started_at=0.0)  # every row rendered
+    assert report_rows(runs) == first
+    (runs / RESULTS_CSV).unlink()  # a finished conduct rewrites an unchanged report only then
+    write_results(results, plan, running=False, started_at=0.0)  # every row reused
+    assert report_rows(runs) == first
+
+
+def test_a_reused_row_follows_a_hand_edit_of_its_folder(tmp_path: Path) -> None:
+    runs, results = make_runs(tmp_path)
+    plan = fake_plan(tmp_path, runs, results)
+    write_results(results, plan, running=True, started_at=0.0)
+    assert "prep/north/prep.html" in report_rows(runs)["prep/north"]
+    (runs / "prep/north/prep.html").unlink()  # the notebook link falls back to the .ipynb
+    write_results(results, plan, running=True, started_at=0.0)
+    row = report_rows(runs)["prep/north"]
+    assert "prep/north/prep.html" not in row and "prep/north/prep.ipynb" in row
+
+
+def test_a_reused_row_follows_a_new_record_and_a_new_result(tmp_path: Path) -> None:
+    import dataclasses
+
+    runs, results = make_runs(tmp_path)
+    plan = fake_plan(tmp_path, runs, results)
+    write_results(results, plan, running=True, started_at=0.0)
+    assert 'data-status="success"' in report_rows(runs)["prep/south"]
+    south = dataclasses.replace(results[2], action=Action.RAN, status=Status.ERROR,
+                                started_at=at(20), ended_at=at(21), error="boom")
+    record(runs / "prep/south", south, provenance={"host": "elsewhere"})
+    again = [south if r.key == "prep/south" else r for r in results]
+    write_results(again, plan, running=False, started_at=0.0)
+    row = report_rows(runs)["prep/south"]
+    assert 'data-status="error"' in row and "boom" in row and 'data-action="ran"' in row
+    html = (runs / REPORT_HTML).read_text(encoding="utf-8")
+    assert "elsewhere" in html.split('id="environments"')[1]  # its new environment listed
+    assert report_rows(runs)["prep/north"].count("prep/north/prep.html") == 1
+
+
+def test_a_report_written_by_another_hand_is_not_reused(tmp_path: Path) -> None:
+    runs, results = make_runs(tmp_path)
+    plan = fake_plan(tmp_path, runs, results)
+    write_results(results, plan, running=True, started_at=0.0)
+    first = report_rows(runs)
+    (runs / REPORT_HTML).write_text("<p>something else</p>" * 50, encoding="utf-8")
+    write_results(results, plan, running=True, started_at=0.0)
+    assert report_rows(runs) == first
+
+
+def test_workbook_cells_keep_their_text_type_and_link(tmp_path: Path) -> None:
+    from openpyxl import load_workbook
+
+    from ductaflow.reporting.results_files import write_workbook
+
+    item = result("odd", "a&b <c>", Action.FAILED, Status.ERROR, 0, 1.0, "flows/odd.py",
+                  error="x")
+    row = {"instance": "a&b <c>", "spaced": "  two  ", "bell": "ding\x07dong", "flag": True,
+           "big": 12345678901, "nothing": None}
+    write_workbook(tmp_path / "w.xlsx", [item], {}, {item.key: {"npv": 1.5, "bad": math.inf}},
+                   {item.key: row})
+    sheet = load_workbook(tmp_path / "w.xlsx")["odd"]
+    cells = {head.value: cell for head, cell in zip(sheet[1], sheet[2], strict=True)}
+    assert cells["instance"].value == "a&b <c>" and cells["spaced"].value == "  two  "
+    assert cells["bell"].value == "dingdong" and cells["flag"].value is True
+    assert cells["big"].value == 12345678901 and cells["nothing"].value is None
+    assert cells["run_dir"].hyperlink.target == "odd/a&b <c>"
+    assert cells["npv"].value == 1.5 and cells["npv"].font.i and cells["bad"].value == "inf"
+    assert sheet.freeze_panes == "A2" and sheet.auto_filter.ref == "A1:M2"
+
+
+def test_stage_values_are_kept_until_the_folder_changes(tmp_path: Path) -> None:
+    import json
+    import os
+
+    from ductaflow.reporting.stage_results import write_stage_files
+
+    runs = tmp_path / "runs"
+    row = Row(file="t.csv", sheet=None, stage="model", line=2, values={"instance": "a"})
+    inst = Instance(stage="model", name="a", flow="flows/model.py", config={}, row=row)
+    folder = runs / "model" / "a"
+    folder.mkdir(parents=True)
+    (folder / "model_results.json").write_text(json.dumps({"npv": 1}), encoding="utf-8")
+    first = write_stage_files(tmp_path, runs, [inst], {"model/a": "success"})
+    assert first[0].rows[0].values == {"npv": 1}
+    (folder / "model_results.json").write_text(json.dumps({"npv": 2}), encoding="utf-8")
+    os.utime(folder, ns=(1, 1))  # the folder as it was: its values are kept
+    stamp = os.stat(folder).st_mtime_ns
+    roster = json.loads((runs / ".conductor.stages" / "model.json").read_text(encoding="utf-8"))
+    roster["instances"][0]["stamp"] = f"{stamp}/-"
+    (runs / ".conductor.stages" / "model.json").write_text(json.dumps(roster), encoding="utf-8")
+    assert write_stage_files(tmp_path, runs, [inst], {"model/a": "success"})[0] \
+        .rows[0].values == {"npv": 1}
+    (folder / "extra.txt").write_text("x", encoding="utf-8")  # a file by hand: read again
+    assert write_stage_files(tmp_path, runs, [inst], {"model/a": "success"})[0] \
+        .rows[0].values == {"npv": 2}

@@ -80,13 +80,39 @@ def generate_status_report(
 
 def render(context: Mapping[str, Any]) -> str:
     """The page's HTML from its data (jinja2, autoescaped)."""
-    script = _asset("report.js")
-    digest = base64.b64encode(hashlib.sha256(script.encode("utf-8")).digest()).decode()
-    env = _environment()
     import markupsafe
 
-    return env.get_template("report.html.j2").render(
+    stages = [{**stage, "rows_html": markupsafe.Markup("".join(row_html(row)
+                                                                 for row in stage["rows"]))}
+              for stage in context["stages"]]
+    stale = [{**stage, "rows_html": markupsafe.Markup("".join(row_html(row)
+                                                              for row in stage["rows"]))}
+             for stage in context["stale"]]
+    return render_page({**context, "stages": stages, "stale": stale})
+
+
+def render_page(context: Mapping[str, Any]) -> str:
+    """The page around its rows: each stage's ``rows_html`` is already rendered."""
+    script = _asset("report.js")
+    digest = base64.b64encode(hashlib.sha256(script.encode("utf-8")).digest()).decode()
+    import markupsafe
+
+    return _environment().get_template("report.html.j2").render(
         **context, script=markupsafe.Markup(script), script_hash=f"sha256-{digest}")
+
+
+def row_html(row: Mapping[str, Any]) -> str:
+    """One instance's ``<details>`` element."""
+    return str(_environment().get_template("rows.html.j2").module.instance(row, LIGHT_LABELS))
+
+
+@functools.lru_cache(maxsize=1)
+def template_digest() -> str:
+    """What the rendered rows depend on besides their data: the row template and the
+    code that fills it in (this module), so a new version renders every row anew."""
+    digest = hashlib.sha256(_asset("rows.html.j2").encode("utf-8"))
+    digest.update(Path(__file__).read_bytes())
+    return digest.hexdigest()[:16]
 
 
 def report_context(
@@ -94,18 +120,24 @@ def report_context(
     elapsed_s: float | None = None, running_now: Mapping[str, str] | None = None,
     decisions: Sequence[Decision] | None = None, stale: Sequence[RunResult] = (),
     now: datetime | None = None, note: str = "", refresh_s: int = REFRESH_S,
-    tables: Sequence[Any] | None = None,
+    tables: Sequence[Any] | None = None, cache: Any = None,
+    params: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
     """Everything the template shows, as plain values. ``tables`` are the stages'
-    results tables when the caller has them; else they are read from the runs folder."""
+    results tables when the caller has them; else they are read from the runs folder.
+    ``cache`` (``row_cache.RowCache``) gives the rows of instances unchanged since the
+    last report without reading their folders, and numbers environments as it did.
+    ``params`` are the instances' parameters as shown (``parameter_texts``), when the
+    caller has them."""
     runs = Path(runs_dir)
     now = now or datetime.now(timezone.utc)
     running_now = dict(running_now or {})
-    rows = _rows(results, runs, running_now, decisions or (), now)
-    _add_parameters(rows, runs, tables, decisions or ())
-    environments = _number_environments(rows)
-    stages = _by_stage(rows)
+    if params is None:
+        params = _parameters(results, runs, tables, decisions or ())
+    rows = _rows(results, runs, running_now, decisions or (), now, params, cache)
     stale_rows = [_result_row(r, runs) for r in stale]
+    environments = _number_environments(rows, cache.environments if cache is not None else None)
+    stages = _by_stage(rows)
     if elapsed_s is None:
         elapsed_s = _span_s(results)
     return {
@@ -230,19 +262,32 @@ def _chart(table: Any, name: str, header: str,
 
 
 def _rows(results: Sequence[RunResult], runs: Path, running_now: Mapping[str, str],
-          decisions: Sequence[Decision], now: datetime) -> list[dict[str, Any]]:
+          decisions: Sequence[Decision], now: datetime, params: Mapping[str, str],
+          cache: Any = None) -> list[dict[str, Any]]:
     """One row per instance: finished ones from results, the rest from the plan."""
     done = {r.key: r for r in results}
+
+    def finished(result: RunResult) -> dict[str, Any]:
+        text = params.get(result.key, "")
+        row = cache.row(result, text) if cache is not None else None
+        if row is None:
+            row = _result_row(result, runs)
+            row["params"] = text
+        return row
+
     rows = []
     for decision in decisions:
         key = decision.instance.key
         if key in done:
-            rows.append(_result_row(done.pop(key), runs))
+            rows.append(finished(done.pop(key)))
         elif key in running_now:
             rows.append(_running_row(decision, running_now[key], runs, now))
         elif decision.run:
             rows.append(_waiting_row(decision, runs))
-    rows += [_result_row(r, runs) for r in results if r.key in done]
+    rows += [finished(r) for r in results if r.key in done]
+    for row in rows:
+        if row["action"] in ("running", "waiting"):
+            row["params"] = params.get(row["key"], "")
     _expect_durations(rows)
     return rows
 
@@ -257,13 +302,26 @@ def _base_row(stage: str, instance: str, flow: str) -> dict[str, Any]:
 
 
 def _result_row(result: RunResult, runs: Path) -> dict[str, Any]:
-    """A finished instance's row; its files no longer change, so it is read once."""
-    return dict(_finished_row(result, str(runs)))
+    """A finished instance's row, its folder read (a conduct's reports reuse it while
+    the folder stands: ``row_cache``)."""
+    return _finished_row(result, str(runs))
 
 
-@functools.lru_cache(maxsize=4096)
-def _finished_row(result: RunResult, runs_text: str) -> dict[str, Any]:
-    runs = Path(runs_text)
+def reused_row(result: RunResult) -> dict[str, Any]:
+    """What the page shows of a row outside it (counts, attention, timeline), for a row
+    whose HTML is reused: no more, as a report may hold 100,000 of them."""
+    key = result.key
+    ran = result.action in (Action.RAN, Action.FAILED)
+    return {"key": key, "id": "i-" + hashlib.sha1(key.encode("utf-8")).hexdigest()[:12],
+            "stage": result.stage, "light": result.status.value if result.status else "none",
+            "action": result.action.value, "reason": result.reason, "error": result.error,
+            "error_at": result.error_at, "duration_s": result.duration_s, "links": [],
+            "tail": [], "start": _parse(result.started_at) if ran else None,
+            "end": _parse(result.ended_at) if ran else None}
+
+
+def outcome_row(result: RunResult) -> dict[str, Any]:
+    """A finished instance's row from its result alone, without its folder's files."""
     row = _base_row(result.stage, result.instance, result.flow)
     light = result.status.value if result.status else "none"
     row.update(light=light, action=result.action.value, reason=result.reason,
@@ -272,6 +330,13 @@ def _finished_row(result: RunResult, runs_text: str) -> dict[str, Any]:
                duration=_clock(result.duration_s) if result.action is not Action.BLOCKED else "")
     if result.action in (Action.RAN, Action.FAILED):
         row.update(start=_parse(result.started_at), end=_parse(result.ended_at))
+    return row
+
+
+def _finished_row(result: RunResult, runs_text: str) -> dict[str, Any]:
+    runs = Path(runs_text)
+    row = outcome_row(result)
+    light = row["light"]
     if result.action is Action.BLOCKED:
         return row
     folder = runs / result.run_dir
@@ -335,10 +400,10 @@ def _why(row: dict[str, Any]) -> str:
     return row["reason"]
 
 
-def _add_parameters(rows: Sequence[dict[str, Any]], runs: Path, tables: Sequence[Any] | None,
-                    decisions: Sequence[Decision]) -> None:
-    """Each row's parameters as typed (``scenario=low · growth=0.01``): what the search
-    box looks through, with its key."""
+def _parameters(results: Sequence[RunResult], runs: Path, tables: Sequence[Any] | None,
+                decisions: Sequence[Decision]) -> dict[str, str]:
+    """Each instance's parameters as typed (``scenario=low · growth=0.01``), by key:
+    what the search box looks through."""
     found: dict[str, Mapping[str, Any]] = {}
     for table in tables or ():
         for table_row in table.rows:
@@ -347,24 +412,35 @@ def _add_parameters(rows: Sequence[dict[str, Any]], runs: Path, tables: Sequence
         inst = decision.instance
         if inst.key not in found and inst.row is not None:
             found[inst.key] = inst.row.values
-    if any(row["key"] not in found for row in rows):
+    if any(r.key not in found for r in results):
         from ductaflow.reporting.stage_results import roster_rows
 
         found = {**roster_rows(runs), **found}
-    for row in rows:
-        params = found.get(row["key"]) or {}
-        row["params"] = " · ".join(f"{k}={_text(v)}" for k, v in params.items()
-                                   if k not in ("instance", "flow", "enabled"))
+    return parameter_texts(found)
 
 
-def _number_environments(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The distinct environments the rows ran in, numbered; each row points to its own."""
-    numbers: dict[tuple[tuple[str, str], ...], int] = {}
+def parameter_texts(found: Mapping[str, Mapping[str, Any]]) -> dict[str, str]:
+    """Rows as typed, by instance key, as the report shows them."""
+    return {key: " · ".join(f"{k}={_text(v)}" for k, v in params.items()
+                            if k not in ("instance", "flow", "enabled"))
+            for key, params in found.items()}
+
+
+def _number_environments(rows: Sequence[dict[str, Any]],
+                         numbers: dict[tuple[tuple[str, str], ...], int] | None = None,
+                         ) -> list[dict[str, Any]]:
+    """The distinct environments the rows ran in, numbered; each row points to its own.
+    ``numbers`` are those an earlier report gave (a row reused from it keeps its
+    ``env``); a new environment gets the next number."""
+    numbers = {} if numbers is None else numbers
+    used = set()
     for row in rows:
         environment = row.get("environment") or ()
         if environment:
             row["env"] = numbers.setdefault(environment, len(numbers) + 1)
-    return [{"n": n, "items": list(items)} for items, n in numbers.items()]
+        if row.get("env"):
+            used.add(row["env"])
+    return [{"n": n, "items": list(items)} for items, n in numbers.items() if n in used]
 
 
 def _by_stage(rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:

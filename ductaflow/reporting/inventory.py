@@ -108,9 +108,10 @@ def status_rows(runs_dir: str | os.PathLike,
 def orphans(runs: Path, known: Collection[str]) -> list[RunResult]:
     """Instance folders on disk that no table conducted into this runs folder defines
     (a row deleted or renamed): listed apart in the report, ``clean`` removes them."""
-    known = set(known)
+    known = set(known)  # checked first: a known folder is not looked into
     return [_as_result(_inspect(runs, stage, name, known))
-            for stage, name in instance_folders(runs) if f"{stage}/{name}" not in known]
+            for stage in _subfolders(runs) for name in _subfolders(runs / stage)
+            if f"{stage}/{name}" not in known and _is_instance(runs / stage / name)]
 
 
 def instance_folders(runs: Path) -> Iterator[tuple[str, str]]:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import logging
 import os
 import posixpath
@@ -32,8 +31,6 @@ COLUMNS = ("stage", "instance", "action", "status", "reason", "duration_s", "run
 RESULT_COLUMNS = ("status", "action", "reason", "duration_s", "run_dir")
 _FORMULA_START = ("=", "+", "-", "@")
 _FORMULA_CHARS = frozenset(_FORMULA_START)
-_FILLS = {"success": "C6EFCE", "warning": "FFEB9C", "error": "FFC7CE", "": "E7E6E6"}
-_FONTS = {"success": "006100", "warning": "9C5700", "error": "9C0006", "": "595959"}
 
 
 def write_results(results: Sequence[RunResult], the_plan: Any, *, running: bool,
@@ -65,7 +62,7 @@ def write_results(results: Sequence[RunResult], the_plan: Any, *, running: bool,
     changed = not _unchanged(runs_dir, csv_text)
     if running or changed:
         _write_live(everything, the_plan, csv_text, running=running, started_at=started_at,
-                    running_now=running_now, tables=tables)
+                    running_now=running_now, tables=tables, params_earlier=_texts(rows))
     if tables_due:
         values = {f"{t.stage}/{row.instance}": row.values for t in tables or ()
                   for row in t.rows}
@@ -79,6 +76,12 @@ def _earlier(runs_dir: Path, instances: Mapping[str, Any],
     from ductaflow.reporting.stage_results import earlier_results
 
     return earlier_results(runs_dir, instances, partial)
+
+
+def _texts(rows: Mapping[str, Mapping[str, Any]]) -> dict[str, str]:
+    from ductaflow.reporting.html_report import parameter_texts
+
+    return parameter_texts(rows) if rows else {}
 
 
 def _in_project_order(runs_dir: Path, results: list[RunResult]) -> list[RunResult]:
@@ -106,7 +109,8 @@ def _stage_files(the_plan: Any, instances: Any, statuses: Mapping[str, str]) -> 
 
     try:
         return write_stage_files(the_plan.project_root, the_plan.runs_dir, instances,
-                                 statuses, getattr(the_plan, "partial", False))
+                                 statuses, getattr(the_plan, "partial", False),
+                                 _rendered(the_plan))
     except OSError as exc:
         log.warning("could not write the stage results in %s: %s", the_plan.runs_dir, exc)
         return []
@@ -139,8 +143,10 @@ def _unchanged(runs_dir: Path, csv_text: str) -> bool:
 
 def _write_live(results: Sequence[RunResult], the_plan: Any, csv_text: str, *, running: bool,
                 started_at: float, running_now: Mapping[str, str] | None,
-                tables: Sequence[Any] | None = None) -> None:
-    from ductaflow.reporting.html_report import render, report_context
+                tables: Sequence[Any] | None = None,
+                params_earlier: Mapping[str, str] | None = None) -> None:
+    from ductaflow.reporting.html_report import report_context
+    from ductaflow.reporting.row_cache import write_report
 
     runs_dir: Path = the_plan.runs_dir
     _keep_going(runs_dir / RESULTS_CSV, records.atomic_write_text, csv_text)
@@ -150,10 +156,45 @@ def _write_live(results: Sequence[RunResult], the_plan: Any, csv_text: str, *, r
 
         known = {r.key for r in results} | {d.instance.key for d in the_plan.decisions}
         stale = orphans(runs_dir, known)
-    html = render(report_context(results, runs_dir, running=running,
-                                 elapsed_s=time.time() - started_at, running_now=running_now,
-                                 decisions=the_plan.decisions, tables=tables, stale=stale))
-    _keep_going(runs_dir / REPORT_HTML, records.atomic_write_text, html)
+    elapsed_s = time.time() - started_at
+
+    params = {**_parameters(the_plan), **(params_earlier or {})}
+
+    def context_of(cache: Any) -> Mapping[str, Any]:
+        return report_context(results, runs_dir, running=running, elapsed_s=elapsed_s,
+                              running_now=running_now, decisions=the_plan.decisions,
+                              tables=tables, stale=stale, cache=cache, params=params)
+
+    _keep_going(runs_dir, write_report, context_of)
+
+
+#: The plan of the conduct writing now, and its instances' rows as typed, rendered.
+_RENDERED: list[Any] = []
+
+
+def _rendered(the_plan: Any) -> dict[str, dict[str, Any]]:
+    """The planned instances' rows with their templates rendered, as the stage rosters
+    and every report of the conduct show them: rendered once per conduct."""
+    if _RENDERED and _RENDERED[0] is the_plan:
+        return _RENDERED[1]
+    from ductaflow.planning.instances import rendered_row
+    from ductaflow.planning.project import Project
+
+    runs_text = Project(the_plan.project_root, the_plan.runs_dir).runs_text
+    rows = {d.instance.key: rendered_row(d.instance.row, runs_text)
+            for d in the_plan.decisions if d.instance.row is not None}
+    _RENDERED[:] = [the_plan, rows, None]
+    return rows
+
+
+def _parameters(the_plan: Any) -> dict[str, str]:
+    """The planned instances' parameters as the report shows them."""
+    rows = _rendered(the_plan)
+    if _RENDERED[2] is None:
+        from ductaflow.reporting.html_report import parameter_texts
+
+        _RENDERED[2] = parameter_texts(rows)
+    return _RENDERED[2]
 
 
 def _keep_going(path: Path, write: Any, *args: Any) -> None:
@@ -212,32 +253,24 @@ def write_workbook(path: Path, results: Sequence[RunResult],
     the values each instance recorded (``values``, by instance key). An instance this
     conduct did not plan shows the row its stage roster kept (``rows``).
 
-    The status cell is filled green, orange or red; values a failed run recorded are
-    grey and italic. Text that a spreadsheet would read as a formula is stored as text.
-    Written to a temp file, then moved over.
+    The status cell is filled green, orange or red, the run folder linked; values a
+    failed run recorded are grey and italic (``reporting.workbook`` writes it).
     """
-    from openpyxl import Workbook
+    from ductaflow.reporting.workbook import write_book
 
-    book = Workbook()
-    book.remove(book.active)
     by_stage: dict[str, list[RunResult]] = {}
     for result in results:
         by_stage.setdefault(result.stage, []).append(result)
-    names: set[str] = set()
-    for stage, members in by_stage.items():
-        sheet = book.create_sheet(_sheet_name(stage, names))
-        _fill_sheet(sheet, members, instances, values or {}, rows or {})
-    _save_atomically(book, path)
+    write_book(path, [_sheet(stage, members, instances, values or {}, rows or {})
+                      for stage, members in by_stage.items()])
 
 
-def _fill_sheet(sheet: Any, results: Sequence[RunResult], instances: Mapping[str, Instance],
-                values: Mapping[str, Mapping[str, Any]],
-                kept: Mapping[str, Mapping[str, Any]]) -> None:
-    from openpyxl.styles import Font
-
+def _sheet(stage: str, results: Sequence[RunResult], instances: Mapping[str, Instance],
+           values: Mapping[str, Mapping[str, Any]], kept: Mapping[str, Mapping[str, Any]]) -> Any:
+    from ductaflow.reporting.workbook import Sheet, cell_value
     from ductaflow.run_folder.recorded import shown
 
-    rows = [dict(kept[r.key]) if r.key in kept else _user_values(r, instances.get(r.key))
+    rows = [kept[r.key] if r.key in kept else _user_values(r, instances.get(r.key))
             for r in results]
     columns = list(dict.fromkeys(k for row in rows for k in row))
     recorded = list(dict.fromkeys(k for r in results for k in values.get(r.key, {})))
@@ -245,110 +278,46 @@ def _fill_sheet(sheet: Any, results: Sequence[RunResult], instances: Mapping[str
     taken = {*columns, *outcome_headers}
     headers = [*columns, *outcome_headers,
                *(f"{v} (recorded)" if v in taken else v for v in recorded)]
-    for index, name in enumerate(headers, start=1):
-        _put(sheet, 1, index, name).font = Font(bold=True)
-    failed = Font(italic=True, color="808080")
-    for line, (result, row) in enumerate(zip(results, rows, strict=True), start=2):
-        outcome = _result_values(result, result.run_dir)
-        outcome["duration_s"] = round(result.duration_s, 2)
-        mine = values.get(result.key, {})
-        cells = [*(row.get(c) for c in columns), *(outcome[c] for c in RESULT_COLUMNS)]
-        for index, value in enumerate(cells, start=1):
-            _put(sheet, line, index, value)
-        for index, name in enumerate(recorded, start=len(cells) + 1):
-            cell = _put(sheet, line, index, shown(mine.get(name)))
-            if result.status is not None and result.status.value == "error":
-                cell.font = failed
-        _style_result(sheet, line, len(columns), result)
-    _size_columns(sheet)
-    sheet.freeze_panes = "A2"
-    sheet.auto_filter.ref = sheet.dimensions
+    lines = [_line([cell_value(row.get(c)) for c in columns], result,
+                   [cell_value(shown(values.get(result.key, {}).get(name)))
+                    for name in recorded])
+             for result, row in zip(results, rows, strict=True)]
+    return Sheet(stage, headers, lines)
+
+
+def _line(user: list[Any], result: RunResult, recorded: list[Any]) -> list[Any]:
+    """A result's cells: the status lit, the run folder linked, a failed run's
+    recorded values greyed."""
+    from ductaflow.reporting.workbook import Styled, cell_value, light_style
+
+    status = result.status.value if result.status else ""
+    outcome: list[Any] = [Styled(status, light_style(status)), result.action.value,
+                          cell_value(result.reason), round(result.duration_s, 2),
+                          Styled(cell_value(result.run_dir), "df link", result.run_dir)]
+    if status == "error":
+        recorded = [Styled(v, "df failed") for v in recorded]
+    return [*user, *outcome, *recorded]
 
 
 def write_stage_workbook(path: Path, tables: Sequence[Any]) -> None:
     """``ductaflow results --format xlsx``: a sheet per stage's results table, status
     coloured, header frozen and filterable."""
-    from openpyxl import Workbook
-    from openpyxl.styles import Font, PatternFill
+    from ductaflow.reporting.workbook import Sheet, Styled, cell_value, light_style, write_book
 
-    book = Workbook()
-    book.remove(book.active)
-    names: set[str] = set()
+    sheets = []
     for table in tables:
-        sheet = book.create_sheet(_sheet_name(table.stage, names))
-        for index, name in enumerate(table.columns, start=1):
-            _put(sheet, 1, index, name).font = Font(bold=True)
-        status_column = len(table.parameters) + 1
-        for line, row in enumerate(table.rows, start=2):
-            for index, value in enumerate(table.cells(row), start=1):
-                _put(sheet, line, index, value)
-            cell = sheet.cell(row=line, column=status_column)
-            fill = _FILLS.get(row.status, _FILLS[""])
-            cell.fill = PatternFill("solid", start_color=fill, end_color=fill)
-            cell.font = Font(bold=True, color=_FONTS.get(row.status, _FONTS[""]))
-        _size_columns(sheet)
-        sheet.freeze_panes = "A2"
-        sheet.auto_filter.ref = sheet.dimensions
-    _save_atomically(book, path)
+        status_at = len(table.parameters)
+        lines = []
+        for row in table.rows:
+            line = [cell_value(v) for v in table.cells(row)]
+            line[status_at] = Styled(line[status_at], light_style(row.status or ""))
+            lines.append(line)
+        sheets.append(Sheet(table.stage, table.columns, lines))
+    write_book(path, sheets)
 
 
-def _user_values(result: RunResult, instance: Instance | None) -> dict[str, Any]:
+def _user_values(result: RunResult, instance: Instance | None) -> Mapping[str, Any]:
     """The row as the user wrote it, or what is known of it without its row."""
     if instance is not None and instance.row is not None:
-        return dict(instance.row.values)
+        return instance.row.values
     return {"instance": result.instance, "flow": result.flow}
-
-
-def _put(sheet: Any, line: int, column: int, value: Any) -> Any:
-    """Write one value; text a spreadsheet would run as a formula stays text."""
-    cell = sheet.cell(row=line, column=column)
-    if value is None or isinstance(value, (bool, int, float)):
-        cell.value = value
-        return cell
-    if isinstance(value, (list, dict)):
-        value = json.dumps(value, ensure_ascii=False, default=str)
-    from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
-
-    text = ILLEGAL_CHARACTERS_RE.sub("", str(value))
-    cell.value = text
-    if text.startswith(_FORMULA_START):
-        cell.data_type = "s"
-        cell.quotePrefix = True
-    return cell
-
-
-def _style_result(sheet: Any, line: int, offset: int, result: RunResult) -> None:
-    """Fill the status cell with its light; link the run folder."""
-    from openpyxl.styles import Font, PatternFill
-
-    status = result.status.value if result.status else ""
-    cell = sheet.cell(row=line, column=offset + 1)
-    cell.fill = PatternFill("solid", start_color=_FILLS[status], end_color=_FILLS[status])
-    cell.font = Font(bold=True, color=_FONTS[status])
-    folder = sheet.cell(row=line, column=offset + len(RESULT_COLUMNS))
-    folder.hyperlink = result.run_dir
-    folder.font = Font(color="1A5FB4", underline="single")
-
-
-def _size_columns(sheet: Any) -> None:
-    for column in sheet.iter_cols():
-        width = max(len(str(c.value)) if c.value is not None else 0 for c in column)
-        sheet.column_dimensions[column[0].column_letter].width = min(max(width, 6) + 2, 60)
-
-
-def _save_atomically(book: Any, path: Path) -> None:
-    """Save in memory first: a failed write then leaves no half-open zip behind."""
-    buffer = io.BytesIO()
-    book.save(buffer)
-    records.atomic_write_bytes(path, buffer.getvalue())
-
-
-def _sheet_name(stage: str, taken: set[str]) -> str:
-    """An Excel-safe, unique sheet name (31 characters, none of ``[]:*?/\\``)."""
-    base = "".join("_" if c in "[]:*?/\\" else c for c in stage)[:31].strip("'") or "stage"
-    name, n = base, 1
-    while name.lower() in taken:
-        n += 1
-        name = f"{base[:28]}~{n}"
-    taken.add(name.lower())
-    return name

@@ -16,6 +16,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,7 +25,7 @@ from typing import Any
 from ductaflow.errors import UsageError
 from ductaflow.model import Instance
 from ductaflow.run_folder import recorded, records
-from ductaflow.run_folder.files import STAGE_ROSTERS, real_folder, stage_csv_path
+from ductaflow.run_folder.files import STAGE_ROSTERS, STATE_DIR, real_folder, stage_csv_path
 
 
 @dataclass(frozen=True)
@@ -36,6 +37,7 @@ class StageRow:
     parameters: dict[str, Any]
     status: str
     values: dict[str, Any]
+    stamp: str = ""  # ``folder_stamp`` when the values were read
 
 
 @dataclass(frozen=True)
@@ -66,32 +68,44 @@ class StageTable:
 
 def write_stage_files(project_root: Path, runs_dir: Path, instances: Iterable[Instance],
                       statuses: Mapping[str, str] | None = None,
-                      partial: bool = False) -> list[StageTable]:
+                      partial: bool = False,
+                      rendered: Mapping[str, dict[str, Any]] | None = None) -> list[StageTable]:
     """At the end of a conduct: each planned stage's roster and results CSV.
 
     ``statuses`` (by instance key: what the conduct's results say) spares reading
-    every instance's record again. A ``partial`` (``--select``) plan updates the
-    instances it planned and keeps the rest of each roster.
+    every instance's record again; ``rendered`` (by key) the rows as typed, when the
+    caller rendered them. A ``partial`` (``--select``) plan updates the instances it
+    planned and keeps the rest of each roster. The roster keeps what each instance
+    recorded, with its folder's stamp: the next conduct reads only the folders that
+    changed since.
     """
     from ductaflow.planning.instances import rendered_row
     from ductaflow.planning.project import Project
 
     runs_text = Project(project_root, runs_dir).runs_text
+    rendered = rendered or {}
     by_stage: dict[str, list[Instance]] = {}
     for instance in instances:
         by_stage.setdefault(instance.stage, []).append(instance)
     tables = []
     for stage, members in by_stage.items():
         roster = [{"instance": i.name, "flow": i.flow, "run_dir": i.run_dir,
-                   "row": rendered_row(i.row, runs_text) if i.row is not None
-                   else {"instance": i.name}} for i in members]
+                   "row": rendered.get(i.key) or (rendered_row(i.row, runs_text)
+                                                  if i.row is not None else {"instance": i.name})}
+                  for i in members]
+        old = _roster(runs_dir, stage)
         if partial:
-            roster = _merged(_roster(runs_dir, stage), roster)
+            roster = _merged(old, roster)
+        kept = {e["instance"]: {"stamp": e.get("stamp"), "values": e.get("values")}
+                for e in old}
+        del old  # 100,000 rows as typed: not held while the new roster is written
+        table = _table(runs_dir, stage, roster, statuses, kept)
+        for entry, row in zip(roster, table.rows, strict=True):
+            entry.update(stamp=row.stamp, values=row.values)
         folder = real_folder(runs_dir / STAGE_ROSTERS)
         records.atomic_write_text(folder / f"{stage}.json", json.dumps(
             {"stage": stage, "table": _table_shown(members, project_root),
              "instances": roster}, ensure_ascii=False, default=str))
-        table = _table(runs_dir, stage, roster, statuses)
         records.atomic_write_text(stage_csv_path(runs_dir, stage), stage_csv(table))
         tables.append(table)
     return tables
@@ -277,8 +291,10 @@ def stage_csv(tables: StageTable | Sequence[StageTable]) -> str:
 
 
 def _table(runs_dir: Path, stage: str, roster: list[dict[str, Any]],
-           statuses: Mapping[str, str] | None = None) -> StageTable:
+           statuses: Mapping[str, str] | None = None,
+           kept: Mapping[str, Mapping[str, Any]] | None = None) -> StageTable:
     rows = []
+    kept = kept or {}
     for entry in roster:
         run_dir = runs_dir / entry["run_dir"]
         key = f"{stage}/{entry['instance']}"
@@ -287,17 +303,41 @@ def _table(runs_dir: Path, stage: str, roster: list[dict[str, Any]],
         else:
             record = records.read_record(run_dir)
             status = record["status"] if record else ""
-        stem = Path(entry["flow"]).stem
-        rows.append(StageRow(entry["instance"], entry["run_dir"], dict(entry.get("row") or {}),
-                             status, recorded.instance_values(run_dir, stem)))
+        stamp = folder_stamp(os.path.join(runs_dir, entry["run_dir"]))
+        old = kept.get(entry["instance"]) or {}
+        if old.get("stamp") == stamp and isinstance(old.get("values"), dict):
+            values = old["values"]
+        else:
+            values = recorded.instance_values(run_dir, Path(entry["flow"]).stem)
+        rows.append(StageRow(entry["instance"], entry["run_dir"], entry.get("row") or {},
+                             status, values, stamp))
     parameters = tuple(dict.fromkeys(k for r in rows for k in r.parameters))
-    values = tuple(dict.fromkeys(k for r in rows for k in r.values))
+    values_named = tuple(dict.fromkeys(k for r in rows for k in r.values))
     defined = {entry["instance"] for entry in roster}
-    stage_dir = runs_dir / stage
-    on_disk = sorted(p.name for p in stage_dir.iterdir() if p.is_dir()) \
-        if stage_dir.is_dir() else []
-    left_out = tuple(f"{stage}/{name}" for name in on_disk if name not in defined)
-    return StageTable(stage, parameters, values, tuple(rows), left_out)
+    left_out = tuple(f"{stage}/{name}" for name in _folders(runs_dir / stage)
+                     if name not in defined)
+    return StageTable(stage, parameters, values_named, tuple(rows), left_out)
+
+
+def folder_stamp(folder: str) -> str:
+    """When an instance folder and its bookkeeping last changed: a run, a record, a
+    value recorded, a file added or replaced by hand all move it."""
+    return f"{_mtime(folder)}/{_mtime(os.path.join(folder, STATE_DIR))}"
+
+
+def _mtime(path: str) -> str:
+    try:
+        return str(os.stat(path).st_mtime_ns)
+    except OSError:
+        return "-"
+
+
+def _folders(folder: Path) -> list[str]:
+    try:
+        with os.scandir(folder) as entries:
+            return sorted(e.name for e in entries if e.is_dir())
+    except OSError:
+        return []
 
 
 def _inert(text: str) -> str:

@@ -48,6 +48,8 @@ DASK_ATTEMPT_FILE = f"{STATE_DIR}/dask_attempt.json"
 RESULTS_CSV = "conductor_results.csv"
 RESULTS_XLSX = "conductor_results.xlsx"
 REPORT_HTML = "conductor_status_report.html"
+#: Where each instance's row sits in the report, to reuse it while the instance stands.
+REPORT_INDEX = ".conductor.report.json"
 LOCK = ".conductor.lock"
 PLAN_CACHE = ".conductor.plan.json"
 #: The whole cached plan, read only when a decision itself is asked for.
