@@ -165,7 +165,7 @@ def _write_live(results: Sequence[RunResult], the_plan: Any, csv_text: str, *, r
                               running_now=running_now, decisions=the_plan.decisions,
                               tables=tables, stale=stale, cache=cache, params=params)
 
-    _keep_going(runs_dir, write_report, context_of)
+    _keep_going(runs_dir / REPORT_HTML, lambda _report: write_report(runs_dir, context_of))
 
 
 #: The plan of the conduct writing now, and its instances' rows as typed, rendered.
