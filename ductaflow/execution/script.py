@@ -73,8 +73,7 @@ def run_script(
     os.close(handle)
     env = {**os.environ, environment.CAPTURED_BY_PARENT: "1", "PYTHONIOENCODING": "utf-8",
            "PYTHONUNBUFFERED": "1", environment.NOTES_FILE: notes_file,
-           environment.PROJECT_ROOT: str(project_root),
-           environment.PARENT_PID: str(os.getpid())}
+           environment.PROJECT_ROOT: str(project_root)}
     started_ns = time.time_ns()
     flow_code = fingerprints.code_fingerprint(project_root, [_relative(flow, project_root)])
     started = time.monotonic()
@@ -154,7 +153,7 @@ def _follow(proc: subprocess.Popen, writer: OutputWriter, timeout: float | None)
 def _copy(stream: Any, writer: OutputWriter) -> None:
     decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
     with contextlib.suppress(OSError, ValueError):
-        for raw in iter(lambda: stream.read1(_CHUNK), b""):
+        for raw in iter(lambda: stream.readline(_CHUNK), b""):
             writer.write(decoder.decode(raw).replace("\r\n", "\n"))
     writer.write(decoder.decode(b"", final=True))
 
