@@ -63,6 +63,7 @@ class Schedule:
         self.results_current = results_current  # a no-op whose results are on disk
         self.importing = False  # openpyxl, in the background once an instance ended
         self.writer: threading.Thread | None = None  # the live rewrite going on
+        self.ending = threading.Event()  # the final write is due: a live one gives up
 
     def go(self) -> list[RunResult]:
         """Run the plan to the end; one result per planned instance, in plan order."""
@@ -200,8 +201,11 @@ class Schedule:
         return [self.results[key] for key in self.order if key in self.results]
 
     def write_outputs(self, running: bool) -> None:
-        """Rewrite the live results now (the end, Ctrl-C), after any live rewrite."""
+        """Rewrite the live results now (the end, Ctrl-C), once a live rewrite going
+        on has given up: at 100,000 rows it would cost seconds for a page replaced
+        at once."""
         if self.writer is not None:
+            self.ending.set()
             self.writer.join()
         self._write(self.ordered(), running, dict(self.running_since))
 
@@ -222,16 +226,20 @@ class Schedule:
         self.writer = threading.Thread(
             target=self._write, name="ductaflow-live-results", daemon=True,
             args=(self.ordered(), bool(self.pending or self.executor.running()),
-                  dict(self.running_since)))
+                  dict(self.running_since), self.ending.is_set))
         self.writer.start()
 
     def _write(self, results: list[RunResult], running: bool,
-               running_now: dict[str, str]) -> None:
+               running_now: dict[str, str], cancelled: Any = None) -> None:
         from ductaflow.reporting.results_files import write_results
+        from ductaflow.reporting.row_cache import Cancelled
 
         began = time.monotonic()
-        write_results(results, self.plan, running=running, started_at=self.started_at,
-                      running_now=running_now)
+        try:
+            write_results(results, self.plan, running=running, started_at=self.started_at,
+                          running_now=running_now, cancelled=cancelled)
+        except Cancelled:
+            return
         ended = time.monotonic()
         self.next_write = ended + max(LIVE_GAP_S, 4 * (ended - began))
 

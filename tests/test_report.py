@@ -296,6 +296,32 @@ def test_write_results_keeps_csv_and_html_live_and_the_workbook_for_the_end(
     assert not list(runs.glob(".*.tmp"))
 
 
+def test_a_live_write_given_up_leaves_the_report_as_it_was(tmp_path: Path) -> None:
+    """The conduct's final write is due: a live write going on gives up between two
+    rows, and the report on disk stays whole (the last one, not half of the next)."""
+    from ductaflow.reporting.row_cache import Cancelled
+
+    runs, results = make_runs(tmp_path)
+    plan = fake_plan(tmp_path, runs, results)
+    write_results(results[:2], plan, running=True, started_at=0.0)
+    before = (runs / REPORT_HTML).read_bytes()
+    asked: list[int] = []
+
+    def cancelled() -> bool:
+        asked.append(1)
+        return len(asked) > 3  # a few rows in
+
+    with pytest.raises(Cancelled):
+        write_results(results, plan, running=True, started_at=0.0, cancelled=cancelled)
+    assert (runs / REPORT_HTML).read_bytes() == before
+    assert not list(runs.glob(".*.tmp"))
+    write_results(results, plan, running=False, started_at=0.0)
+    shown = set(re.findall(r'data-key="([^"]+)" data-status="(\w+)"',
+                           (runs / REPORT_HTML).read_text(encoding="utf-8")))
+    assert ("model/west", "error") in shown and ("report/all", "warning") in shown
+    assert ("prep/north", "success") in shown and len(asked) == 4
+
+
 def test_workbook_rows_as_written_with_lights_and_no_formulas(tmp_path: Path) -> None:
     from openpyxl import load_workbook
 

@@ -16,7 +16,7 @@ import os
 import posixpath
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +34,8 @@ _FORMULA_CHARS = frozenset(_FORMULA_START)
 
 
 def write_results(results: Sequence[RunResult], the_plan: Any, *, running: bool,
-                  started_at: float, running_now: Mapping[str, str] | None = None) -> None:
+                  started_at: float, running_now: Mapping[str, str] | None = None,
+                  cancelled: Callable[[], bool] | None = None) -> None:
     """Rewrite the CSV and the HTML report; the workbook too once nothing is running.
 
     A conduct that ran nothing and planned the instances the stage rosters name keeps
@@ -44,7 +45,9 @@ def write_results(results: Sequence[RunResult], the_plan: Any, *, running: bool,
     the report too: every row, light and time in it would be the same.
 
     ``running_now`` maps the keys of the instances running at this moment to their
-    ISO start time, for the report's timeline and time estimate.
+    ISO start time, for the report's timeline and time estimate. A live write whose
+    ``cancelled()`` turns true gives up (``row_cache.Cancelled``) and leaves the
+    report as it was: the conduct's final write follows.
     """
     runs_dir: Path = the_plan.runs_dir
     workbook = runs_dir / RESULTS_XLSX
@@ -62,7 +65,8 @@ def write_results(results: Sequence[RunResult], the_plan: Any, *, running: bool,
     changed = not _unchanged(runs_dir, csv_text)
     if running or changed:
         _write_live(everything, the_plan, csv_text, running=running, started_at=started_at,
-                    running_now=running_now, tables=tables, params_earlier=_texts(rows))
+                    running_now=running_now, tables=tables, params_earlier=_texts(rows),
+                    cancelled=cancelled)
     if tables_due:
         values = {f"{t.stage}/{row.instance}": row.values for t in tables or ()
                   for row in t.rows}
@@ -144,12 +148,12 @@ def _unchanged(runs_dir: Path, csv_text: str) -> bool:
 def _write_live(results: Sequence[RunResult], the_plan: Any, csv_text: str, *, running: bool,
                 started_at: float, running_now: Mapping[str, str] | None,
                 tables: Sequence[Any] | None = None,
-                params_earlier: Mapping[str, str] | None = None) -> None:
+                params_earlier: Mapping[str, str] | None = None,
+                cancelled: Callable[[], bool] | None = None) -> None:
     from ductaflow.reporting.html_report import report_context
     from ductaflow.reporting.row_cache import write_report
 
     runs_dir: Path = the_plan.runs_dir
-    _keep_going(runs_dir / RESULTS_CSV, records.atomic_write_text, csv_text)
     stale: list[RunResult] = []
     if not running:  # once, at the end: a scan of every instance folder
         from ductaflow.reporting.inventory import orphans
@@ -165,7 +169,10 @@ def _write_live(results: Sequence[RunResult], the_plan: Any, csv_text: str, *, r
                               running_now=running_now, decisions=the_plan.decisions,
                               tables=tables, stale=stale, cache=cache, params=params)
 
-    _keep_going(runs_dir / REPORT_HTML, lambda _report: write_report(runs_dir, context_of))
+    _keep_going(runs_dir / REPORT_HTML,
+                lambda _report: write_report(runs_dir, context_of, cancelled))
+    # The CSV last: a CSV on disk that matches means its report was written too.
+    _keep_going(runs_dir / RESULTS_CSV, records.atomic_write_text, csv_text)
 
 
 #: The plan of the conduct writing now, and its instances' rows as typed, rendered.

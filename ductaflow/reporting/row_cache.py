@@ -42,24 +42,33 @@ class StaleReport(Exception):
     """A row the index points at is not in the report any more."""
 
 
-def write_report(runs: Path, context_of: Callable[[RowCache | None], Mapping[str, Any]]) -> None:
+class Cancelled(Exception):
+    """A live write the conduct no longer needs (its final write follows): given up
+    between two rows, the report on disk left as it was."""
+
+
+def write_report(runs: Path, context_of: Callable[[RowCache | None], Mapping[str, Any]],
+                 cancelled: Callable[[], bool] | None = None) -> None:
     """Write the report of ``runs`` from ``context_of(cache)`` (``report_context``),
     reusing the rows of the last one that still hold; all rendered anew if the last
-    report turns out not to be what its index says."""
+    report turns out not to be what its index says. Raises ``Cancelled`` as soon as
+    ``cancelled()`` is true."""
     try:
-        cache = RowCache.load(runs)
+        cache = RowCache.load(runs, cancelled)
         cache.write(context_of(cache))
     except StaleReport:
         log.info("the report in %s changed under its index: rendered anew", runs)
-        cache = RowCache(runs, {})
+        cache = RowCache(runs, {}, cancelled)
         cache.write(context_of(cache))
 
 
 class RowCache:
     """The rows the last report holds, and the signatures of the ones this one shows."""
 
-    def __init__(self, runs: Path, index: Mapping[str, Any]):
+    def __init__(self, runs: Path, index: Mapping[str, Any],
+                 cancelled: Callable[[], bool] | None = None):
         self.runs = runs
+        self.cancelled = cancelled
         self.runs_text = os.fspath(runs)
         self.old: Mapping[str, list[Any]] = index.get("rows") or {}
         self.environments: dict[tuple[tuple[str, str], ...], int] = {
@@ -68,7 +77,7 @@ class RowCache:
         self.signatures: dict[str, str] = {}
 
     @classmethod
-    def load(cls, runs: Path) -> RowCache:
+    def load(cls, runs: Path, cancelled: Callable[[], bool] | None = None) -> RowCache:
         """The index of the report in ``runs``; an empty one unless it matches it."""
         try:
             index = json.loads((runs / REPORT_INDEX).read_text(encoding="utf-8"))
@@ -76,13 +85,19 @@ class RowCache:
                 and index.get("report") == _stamp(runs / REPORT_HTML)
         except (OSError, ValueError):
             valid = False
-        return cls(runs, index if valid else {})
+        return cls(runs, index if valid else {}, cancelled)
+
+    def check(self) -> None:
+        """Raise ``Cancelled`` if the write is no longer wanted."""
+        if self.cancelled is not None and self.cancelled():
+            raise Cancelled
 
     def row(self, result: RunResult, params: str) -> dict[str, Any] | None:
         """The row of a finished instance, when the last report's still holds; else
         None (the caller reads the folder and renders it)."""
         from ductaflow.reporting.html_report import reused_row
 
+        self.check()
         sign = signature(result, params, self.runs_text)
         self.signatures[result.key] = sign
         entry = self.old.get(result.key)
@@ -135,6 +150,7 @@ class RowCache:
             yield data
             at += len(data)
             for row in stage["rows"]:
+                self.check()
                 if row.get("reused"):
                     data = _copied(old, row["reused"])
                 else:
