@@ -340,18 +340,22 @@ def test_the_stop_button_while_the_fork_server_starts(tmp_path: Path) -> None:
     ConductInterrupted, with no KeyboardInterrupt traceback from a helper process (they
     start with SIGINT held), and the next conduct runs everything."""
     project = _project(tmp_path)
+    # Each instance sleeps: a stop that reaches the kernel late still finds none done.
+    (project / "flows" / "count.py").write_text(SLOW_FLOW, encoding="utf-8")
     kernel = _Kernel(project)
     try:
-        kernel.run("import pandas as pd, ductaflow\n"
+        kernel.run("import os, pandas as pd, ductaflow\n"
                    "table = pd.DataFrame({'instance': list('ab'), 'scenario': list('ab')})")
         pid = kernel.manager.provisioner.process.pid
         assert not _fork_server_of(pid)
-        stopped = kernel.run("ductaflow.conduct(table, stage='count', jobs=2)",
+        stopped = kernel.run("os.environ['DF_SLEEP'] = '30'\n"
+                             "ductaflow.conduct(table, stage='count', jobs=2)",
                              stop_if=lambda: _fork_server_of(pid))
         assert stopped[-1][0] == "error" and "ConductInterrupted" in stopped[-1][1], stopped
         assert "Traceback" not in _text(stopped), stopped
         assert "KeyboardInterrupt" not in _text(stopped), stopped
-        again = kernel.run("sorted(r.action.value for r in ductaflow.conduct("
+        again = kernel.run("os.environ['DF_SLEEP'] = '0'\n"
+                           "sorted(r.action.value for r in ductaflow.conduct("
                            "table, stage='count', progress=False))")
         assert again == [("execute_result", "['ran', 'ran']")], again
     finally:
