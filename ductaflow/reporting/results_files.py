@@ -169,8 +169,10 @@ def _write_live(results: Sequence[RunResult], the_plan: Any, csv_text: str, *, r
                               running_now=running_now, decisions=the_plan.decisions,
                               tables=tables, stale=stale, cache=cache, params=params)
 
+    stamps = {f"{t.stage}/{row.instance}": row.stamp for t in tables or () for row in t.rows
+              if row.stamp}
     _keep_going(runs_dir / REPORT_HTML,
-                lambda _report: write_report(runs_dir, context_of, cancelled))
+                lambda _report: write_report(runs_dir, context_of, cancelled, stamps))
     # The CSV last: a CSV on disk that matches means its report was written too.
     _keep_going(runs_dir / RESULTS_CSV, records.atomic_write_text, csv_text)
 

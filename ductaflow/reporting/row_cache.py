@@ -48,17 +48,19 @@ class Cancelled(Exception):
 
 
 def write_report(runs: Path, context_of: Callable[[RowCache | None], Mapping[str, Any]],
-                 cancelled: Callable[[], bool] | None = None) -> None:
+                 cancelled: Callable[[], bool] | None = None,
+                 stamps: Mapping[str, str] | None = None) -> None:
     """Write the report of ``runs`` from ``context_of(cache)`` (``report_context``),
     reusing the rows of the last one that still hold; all rendered anew if the last
     report turns out not to be what its index says. Raises ``Cancelled`` as soon as
-    ``cancelled()`` is true."""
+    ``cancelled()`` is true. ``stamps``: instance folders' ``folder_stamp`` by key,
+    just taken by the caller (the stage files), so each folder is looked at once."""
     try:
-        cache = RowCache.load(runs, cancelled)
+        cache = RowCache.load(runs, cancelled, stamps)
         cache.write(context_of(cache))
     except StaleReport:
         log.info("the report in %s changed under its index: rendered anew", runs)
-        cache = RowCache(runs, {}, cancelled)
+        cache = RowCache(runs, {}, cancelled, stamps)
         cache.write(context_of(cache))
 
 
@@ -66,9 +68,11 @@ class RowCache:
     """The rows the last report holds, and the signatures of the ones this one shows."""
 
     def __init__(self, runs: Path, index: Mapping[str, Any],
-                 cancelled: Callable[[], bool] | None = None):
+                 cancelled: Callable[[], bool] | None = None,
+                 stamps: Mapping[str, str] | None = None):
         self.runs = runs
         self.cancelled = cancelled
+        self.stamps = stamps or {}
         self.runs_text = os.fspath(runs)
         self.old: Mapping[str, list[Any]] = index.get("rows") or {}
         self.environments: dict[tuple[tuple[str, str], ...], int] = {
@@ -77,7 +81,8 @@ class RowCache:
         self.signatures: dict[str, str] = {}
 
     @classmethod
-    def load(cls, runs: Path, cancelled: Callable[[], bool] | None = None) -> RowCache:
+    def load(cls, runs: Path, cancelled: Callable[[], bool] | None = None,
+             stamps: Mapping[str, str] | None = None) -> RowCache:
         """The index of the report in ``runs``; an empty one unless it matches it."""
         try:
             index = json.loads((runs / REPORT_INDEX).read_text(encoding="utf-8"))
@@ -85,7 +90,7 @@ class RowCache:
                 and index.get("report") == _stamp(runs / REPORT_HTML)
         except (OSError, ValueError):
             valid = False
-        return cls(runs, index if valid else {}, cancelled)
+        return cls(runs, index if valid else {}, cancelled, stamps)
 
     def check(self) -> None:
         """Raise ``Cancelled`` if the write is no longer wanted."""
@@ -98,7 +103,7 @@ class RowCache:
         from ductaflow.reporting.html_report import reused_row
 
         self.check()
-        sign = signature(result, params, self.runs_text)
+        sign = signature(result, params, self.runs_text, self.stamps.get(result.key))
         self.signatures[result.key] = sign
         entry = self.old.get(result.key)
         if entry is None or entry[0] != sign:
@@ -164,16 +169,18 @@ class RowCache:
         yield rest.encode("utf-8")
 
 
-def signature(result: RunResult, params: str, runs: Path | str) -> str:
+def signature(result: RunResult, params: str, runs: Path | str,
+              stamp: str | None = None) -> str:
     """What an instance's row is made of: its result, its parameters, and when its
-    folder and its bookkeeping last changed (a run, a record, a file by hand)."""
+    folder and its bookkeeping last changed (a run, a record, a file by hand):
+    ``stamp``, or its ``folder_stamp`` now."""
     from ductaflow.reporting.stage_results import folder_stamp
 
     text = "\x1f".join((
         result.action.value, result.status.value if result.status else "", result.reason,
         repr(result.duration_s), result.flow, result.error, result.started_at,
         result.ended_at, str(result.attempts), result.error_at, result.run_dir, params,
-        folder_stamp(os.path.join(runs, result.run_dir))))  # not pathlib: 100,000 a report
+        stamp or folder_stamp(os.path.join(runs, result.run_dir))))  # not pathlib: 100,000
     return hashlib.blake2b(text.encode("utf-8"), digest_size=10).hexdigest()
 
 

@@ -283,10 +283,13 @@ def stage_csv(tables: StageTable | Sequence[StageTable]) -> str:
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow([_inert(c) for c in (["stage", *columns] if many else columns)])
     for table in group:
+        if not many and len(columns) == len(table.columns):  # its cells, in order
+            writer.writerows([_csv_cell(v) for v in table.cells(row)] for row in table.rows)
+            continue
         for row in table.rows:
             cells = dict(zip(table.columns, table.cells(row), strict=True))
             line = [_csv_cell(cells.get(c)) for c in columns]
-            writer.writerow([_inert(table.stage), *line] if many else line)
+            writer.writerow([_inert(table.stage), *line])
     return buffer.getvalue()
 
 
@@ -347,6 +350,9 @@ def _inert(text: str) -> str:
 
 
 def _csv_cell(value: Any) -> Any:
+    kind = type(value)
+    if kind is int or kind is float or kind is bool:
+        return value
     if value is None:
         return ""
     if isinstance(value, (list, dict)):

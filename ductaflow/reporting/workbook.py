@@ -32,6 +32,10 @@ ILLEGAL = re.compile(r"[\000-\010]|[\013-\014]|[\016-\037]")
 _JSON = json.JSONEncoder(ensure_ascii=False, default=str)
 _LINK = "http://schemas.openxmlformats.org/officeDocument/2006/relationships"
 _SHEET_PATH = re.compile(r"xl/worksheets/sheet(\d+)\.xml")
+#: Text the fast path of a cell leaves alone: no formula's quote, nothing to escape
+#: (white space at either end needs ``xml:space``).
+_FORMULA_CHARS = frozenset(FORMULA_START)
+_ESCAPED = frozenset("&<>")
 
 
 class Styled(NamedTuple):
@@ -184,8 +188,17 @@ def _row_xml(number: int, cells: Sequence[Any], letters: Sequence[str], styles: 
              links: list[tuple[str, str]]) -> str:
     parts = [f'<row r="{number}">']
     for column, cell in enumerate(cells):
+        kind = type(cell)
+        if kind is int or kind is float and math.isfinite(cell):  # the common cells, at once
+            parts.append(f'<c r="{letters[column]}{number}" t="n"><v>{cell!r}</v></c>')
+            continue
+        if kind is str and cell and cell[0] not in _FORMULA_CHARS and not cell[0].isspace() \
+                and not cell[-1].isspace() and not _ESCAPED.intersection(cell):
+            parts.append(f'<c r="{letters[column]}{number}" t="inlineStr"><is><t>{cell}</t>'
+                         '</is></c>')
+            continue
         style = None
-        if type(cell) is Styled:
+        if kind is Styled:
             value, style, link = cell
             if link is not None:
                 links.append((f"{letters[column]}{number}", link))
