@@ -375,7 +375,7 @@ def exec_group(work: Path, count: int, repeat: int) -> list[Figure]:
     return [
         figure("exec", case, loop),
         figure("exec", case, j1_cold, loop, "≤ 0.7 × papermill", lambda r: r <= 0.7),
-        figure("exec", case, j1_warm, loop, "≤ 0.2 × papermill", lambda r: r <= 0.2),
+        figure("exec", case, j1_warm, loop, "≤ 0.1 × papermill", lambda r: r <= 0.1),
         figure("exec", case, j2_cold, loop),
         figure("exec", case, j2_warm, loop),
         figure("exec", case, s1, loop),
