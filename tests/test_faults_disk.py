@@ -323,9 +323,13 @@ def test_a_half_written_output_is_never_accepted_whatever_the_user_runs_next(tmp
 
 
 def test_report_results_and_workbook_are_never_seen_half_written(tmp_path):
-    """A reader polls the live files through a whole conduct of many tiny instances."""
-    rows = "".join(f"i{n},i{n}\n" for n in range(16))
-    root = make_project(tmp_path, {"act": "instance,tag\n" + rows})
+    """A reader polls the live files through a whole conduct of many short instances.
+
+    They sleep, so the conduct lasts long enough for live rewrites (at most one a
+    second, and one going on when the final write is due gives up) on a loaded machine.
+    """
+    rows = "".join(f"i{n},i{n},0.3\n" for n in range(16))
+    root = make_project(tmp_path, {"act": "instance,tag,sleep\n" + rows})
     runs = root / "runs"
     seen: dict[str, set[bytes]] = {REPORT_HTML: set(), RESULTS_CSV: set(), RESULTS_XLSX: set()}
     stop = threading.Event()
