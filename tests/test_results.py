@@ -286,3 +286,21 @@ def test_a_select_conduct_keeps_the_rest_of_the_stage(project: Path) -> None:
     assert frame.instance.tolist() == ["low", "high", "bad"]
     assert frame.attrs["left_out"] == []
     assert (frame.status == ["success", "success", "error"]).all()
+
+
+def test_a_stage_csv_stays_aligned_when_a_parameter_is_named_like_a_column() -> None:
+    """A table column ``status`` repeats the results' own ``status`` header: every row
+    still has as many cells as the header, alone or with another stage."""
+    import csv
+    import io
+
+    from ductaflow.reporting.stage_results import StageRow, StageTable, stage_csv
+
+    rows = (StageRow("a", "s/a", {"status": "draft", "x": 1}, "success", {"npv": 2.5}),
+            StageRow("b", "s/b", {"status": "final", "x": 2}, "error", {}))
+    clash = StageTable("s", ("status", "x"), ("npv",), rows)
+    plain = StageTable("t", ("y",), (), (StageRow("c", "t/c", {"y": "=1+1"}, "success", {}),))
+    for tables in (clash, [clash, plain]):
+        lines = list(csv.reader(io.StringIO(stage_csv(tables))))
+        assert len(lines) == 1 + len(rows) + (0 if tables is clash else 1)
+        assert {len(line) for line in lines} == {len(lines[0])}, lines

@@ -289,7 +289,7 @@ def stage_csv(tables: StageTable | Sequence[StageTable]) -> str:
         for row in table.rows:
             cells = dict(zip(table.columns, table.cells(row), strict=True))
             line = [_csv_cell(cells.get(c)) for c in columns]
-            writer.writerow([_inert(table.stage), *line])
+            writer.writerow([_inert(table.stage), *line] if many else line)
     return buffer.getvalue()
 
 
